@@ -75,6 +75,12 @@ def _pad_id(tok: PreTrainedTokenizerBase) -> int:
     return pad
 
 
+def _require_rows(train_dataset: datasets.Dataset, eval_dataset: datasets.Dataset | None) -> None:
+    for name, ds in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+        if ds is not None and len(ds) == 0:
+            raise ValueError(f"{name} is empty (0 rows): nothing to train or evaluate on")
+
+
 def _base_args(args: TrainingArguments) -> TrainingArguments:
     # The packed columns are not model-forward arguments; Trainer must not drop them.
     args.remove_unused_columns = False
@@ -93,9 +99,7 @@ class PackedTrainer(Trainer):
         eval_dataset: datasets.Dataset | None = None,
         **kwargs: Any,
     ) -> None:
-        for name, ds in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
-            if ds is not None and len(ds) == 0:
-                raise ValueError(f"{name} is empty: nothing to train or evaluate on")
+        _require_rows(train_dataset, eval_dataset)
         self.pad_token_id = _pad_id(processing_class)
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
         super().__init__(
@@ -134,9 +138,20 @@ class PackedTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:  # noqa: D102
         mode = "eval" if any(k.startswith("eval_") for k in logs) else "train"
         prefix = "eval_" if mode == "eval" else ""
-        for name, values in self._metrics[mode].items():
+        metrics = self._metrics[mode]
+        for name, values in metrics.items():
             finite = [v for v in values if math.isfinite(v)]
-            if finite:
+            if not finite:
+                continue
+            # "<metric>/<group>_sum" with "count/<group>": a mean over the rows of one group (e.g. KTO's
+            # desirable rows), which a plain mean of per-batch values would dilute
+            group = name.rsplit("/", 1)[-1].removesuffix("_sum")
+            counts = metrics.get(f"count/{group}") if name.endswith("_sum") else None
+            if counts:
+                total = sum(counts)
+                if total > 0:
+                    logs[f"{prefix}{name.removesuffix('_sum')}"] = sum(finite) / total
+            else:
                 logs[f"{prefix}{name}"] = sum(finite) / len(finite)
         self._metrics[mode].clear()
         super().log(logs, start_time)
@@ -176,10 +191,11 @@ class PreferenceTrainer(PackedTrainer):
         eval_dataset: datasets.Dataset | None = None,
         **kwargs: Any,
     ) -> None:
+        _require_rows(train_dataset, eval_dataset)
         self.objective = objective
         self.objective_params = objective.resolve(objective_params)
         k = len(train_dataset[0]["completion_ids"])
-        if objective.paired and k != 2:
+        if objective.paired and (k != 2 or "label" in train_dataset.column_names):
             raise ValueError(f"objective {objective.name!r} needs paired data (chosen, rejected); got {k} completion(s)")
         if not objective.paired and "label" not in train_dataset.column_names:
             raise ValueError(f"objective {objective.name!r} needs unpaired data with a 'label' column")
