@@ -31,11 +31,16 @@ def test_missing_column_names_file_and_columns(tmp_path) -> None:
 
 
 def test_non_string_field_names_row_and_column(tmp_path) -> None:
-    rows = [{"prompt": "w1", "completion": " w2", "label": True}, {"prompt": "w1", "completion": " w2", "label": "yes"}]
+    rows = [
+        {"prompt": "w1", "completion": " w2", "label": True},
+        {"prompt": "w1", "completion": " w2", "label": "yes"},
+    ]
     _write_jsonl(tmp_path / "u.jsonl", rows)
     with pytest.raises(DataFormatError, match=r"u\.jsonl: row 1, column 'label'"):
         load(tmp_path / "u.jsonl", "unpaired")
-    ds = datasets.Dataset.from_list([{"prompt": "a", "chosen": " b", "rejected": " c"}, {"prompt": "a", "chosen": " b", "rejected": " "}])
+    ds = datasets.Dataset.from_list(
+        [{"prompt": "a", "chosen": " b", "rejected": " c"}, {"prompt": "a", "chosen": " b", "rejected": " "}]
+    )
     with pytest.raises(DataFormatError, match="row 1, column 'rejected': empty completion"):
         validate(ds, "paired")
 
@@ -82,7 +87,9 @@ def test_chat_template_bos_not_doubled() -> None:
 
 def test_truncation_keeps_bos_and_prompt_end() -> None:
     tok = make_tokenizer()
-    ds = validate(datasets.Dataset.from_list([{"prompt": "w1 w2 w3 w4 w5", "completion": " w6 w7 w8"}]), "sft")
+    ds = validate(
+        datasets.Dataset.from_list([{"prompt": "w1 w2 w3 w4 w5", "completion": " w6 w7 w8"}]), "sft"
+    )
     row = tokenize(ds, tok, "sft", max_prompt_length=3, max_completion_length=2)[0]
     assert row["prompt_ids"] == [tok.bos_token_id, *tok.convert_tokens_to_ids(["w4", "w5"])]
     assert row["completion_ids"] == [tok.convert_tokens_to_ids(["w6", "w7"])]

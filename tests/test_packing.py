@@ -12,9 +12,14 @@ from prefshift.training.packing import pack
 
 def _random_rows(seed: int, k: int):
     g = torch.Generator().manual_seed(seed)
-    prompts = [torch.randint(3, 60, (int(n),), generator=g).tolist() for n in torch.randint(1, 10, (5,), generator=g)]
+    prompts = [
+        torch.randint(3, 60, (int(n),), generator=g).tolist() for n in torch.randint(1, 10, (5,), generator=g)
+    ]
     comps = [
-        [torch.randint(3, 60, (int(n),), generator=g).tolist() for n in torch.randint(1, 8, (k,), generator=g)]
+        [
+            torch.randint(3, 60, (int(n),), generator=g).tolist()
+            for n in torch.randint(1, 8, (k,), generator=g)
+        ]
         for _ in prompts
     ]
     return prompts, comps

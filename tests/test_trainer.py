@@ -58,7 +58,9 @@ def test_grid_computes_reference_logps_once(pairs, tmp_path) -> None:
     cache = tmp_path / "cache"
     base = make_model(seed=0)
     for name in ("dpo", "ipo", "robust_dpo", "simpo"):
-        PreferenceTrainer(copy.deepcopy(base), get_objective(name), _args(tmp_path), ds, tok, cache_dir=cache).train()
+        PreferenceTrainer(
+            copy.deepcopy(base), get_objective(name), _args(tmp_path), ds, tok, cache_dir=cache
+        ).train()
     events = _cache_events(cache)
     assert [e["event"] for e in events] == ["miss", "hit", "hit"]  # simpo is reference-free: no event at all
     assert len({e["key"] for e in events}) == 1
@@ -97,7 +99,9 @@ def test_lora_reference_is_the_adapter_disabled_model(pairs, tmp_path) -> None:
     tok, ds = pairs
     base = make_model(seed=4)
     expected_ref = compute_logps(copy.deepcopy(base), ds, pad_token_id=0)
-    model = peft.get_peft_model(base, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model = peft.get_peft_model(
+        base, peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     # an adapter that is not zero at the start: the reference must still be the base model
     t = PreferenceTrainer(model, get_objective("dpo"), _args(tmp_path, num_train_epochs=2), ds, tok)
     np.testing.assert_allclose(np.asarray(t.train_dataset["ref_logps"]), expected_ref, atol=1e-4)
@@ -144,7 +148,10 @@ def test_empty_dataset_is_rejected(pairs, tmp_path) -> None:
 
 def test_sft_trainer_learns(tmp_path) -> None:
     tok = make_tokenizer()
-    rows = [{"prompt": f"{WORDS[i % 7]} {WORDS[i % 5]}", "completion": f" {WORDS[i % 7]} {WORDS[10]}"} for i in range(64)]
+    rows = [
+        {"prompt": f"{WORDS[i % 7]} {WORDS[i % 5]}", "completion": f" {WORDS[i % 7]} {WORDS[10]}"}
+        for i in range(64)
+    ]
     ds = tokenize(validate(datasets.Dataset.from_list(rows), "sft"), tok, "sft")
     t = SFTTrainer(make_model(), _args(tmp_path, num_train_epochs=6, learning_rate=1e-2), ds, tok)
     t.train()
@@ -156,7 +163,11 @@ def test_reward_trainer_learns_to_rank(tmp_path) -> None:
     tok = make_tokenizer()
     # chosen always ends with w1, rejected with w2: a learnable preference
     rows = [
-        {"prompt": f"{WORDS[i % 9]} {WORDS[i % 4]}", "chosen": f" {WORDS[i % 6]} w1", "rejected": f" {WORDS[i % 6]} w2"}
+        {
+            "prompt": f"{WORDS[i % 9]} {WORDS[i % 4]}",
+            "chosen": f" {WORDS[i % 6]} w1",
+            "rejected": f" {WORDS[i % 6]} w2",
+        }
         for i in range(48)
     ]
     ds = tokenize(validate(datasets.Dataset.from_list(rows), "paired"), tok, "paired")

@@ -53,7 +53,8 @@ def _read(source: str | Path | datasets.Dataset, split: str) -> tuple[datasets.D
 
 def _is_messages(value: object) -> bool:
     return isinstance(value, list) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        for m in value
     )
 
 
@@ -71,8 +72,14 @@ def validate(ds: datasets.Dataset, kind: Kind, where: str = "<dataset>") -> data
     if kind not in COLUMNS:
         raise DataFormatError(f"unknown data kind {kind!r}; valid: {sorted(COLUMNS)}")
     if len(ds) == 0:
-        raise DataFormatError(f"{where}: the dataset is empty (0 rows); a {kind} dataset needs at least one row")
-    if kind == "paired" and "prompt" not in ds.column_names and {"chosen", "rejected"} <= set(ds.column_names):
+        raise DataFormatError(
+            f"{where}: the dataset is empty (0 rows); a {kind} dataset needs at least one row"
+        )
+    if (
+        kind == "paired"
+        and "prompt" not in ds.column_names
+        and {"chosen", "rejected"} <= set(ds.column_names)
+    ):
         if not _is_messages(ds[0]["chosen"]):
             raise DataFormatError(
                 f"{where}: column 'prompt' is missing; only conversational chosen/rejected can imply it"
@@ -104,9 +111,7 @@ def validate(ds: datasets.Dataset, kind: Kind, where: str = "<dataset>") -> data
     return ds
 
 
-def load(
-    source: str | Path | datasets.Dataset, kind: Kind, split: str = "train"
-) -> datasets.Dataset:
+def load(source: str | Path | datasets.Dataset, kind: Kind, split: str = "train") -> datasets.Dataset:
     """Load ``source`` and validate it as ``kind`` data."""
     ds, where = _read(source, split)
     return validate(ds, kind, where)

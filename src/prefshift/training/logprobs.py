@@ -32,7 +32,9 @@ def _attention_mask_for(model: nn.Module, mask: torch.Tensor, dtype: torch.dtype
     if impl == "sdpa":
         return mask
     if impl == "eager":
-        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+            ~mask, torch.finfo(dtype).min
+        )
     raise ValueError(
         f"packed batches need attn_implementation 'sdpa' or 'eager', the model uses {impl!r}; "
         "load it with attn_implementation='sdpa'"

@@ -42,10 +42,7 @@ class PackedBatch:
 
     def to(self, device: torch.device | str) -> PackedBatch:
         return PackedBatch(
-            **{
-                k: (v.to(device) if isinstance(v, torch.Tensor) else v)
-                for k, v in self.__dict__.items()
-            }
+            **{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
         )
 
 
@@ -83,7 +80,9 @@ def pack(
     for b, (prompt, comps) in enumerate(zip(prompts, completions, strict=True)):
         p = len(prompt)
         if p == 0:
-            raise ValueError("every prompt needs at least one token (e.g. BOS) to predict the first completion token")
+            raise ValueError(
+                "every prompt needs at least one token (e.g. BOS) to predict the first completion token"
+            )
         input_ids[b, :p] = torch.as_tensor(prompt, dtype=torch.long)
         position_ids[b, :p] = torch.arange(p)
         seg[b, :p] = -1
@@ -110,7 +109,9 @@ def pack(
     seg_k = seg[:, None, :]
     same_segment = (seg_q == seg_k) & (seg_q >= -1)
     sees_prompt = (seg_k == -1) & (seg_q >= 0)
-    is_self = torch.eye(width, dtype=torch.bool)[None]  # padding attends to itself only (no empty softmax rows)
+    is_self = torch.eye(width, dtype=torch.bool)[
+        None
+    ]  # padding attends to itself only (no empty softmax rows)
     mask = ((same_segment | sees_prompt) & causal[None]) | is_self
     return PackedBatch(
         input_ids=input_ids,

@@ -101,7 +101,10 @@ class PackedTrainer(Trainer):
     ) -> None:
         _require_rows(train_dataset, eval_dataset)
         self.pad_token_id = _pad_id(processing_class)
-        self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self._metrics: dict[str, dict[str, list[float]]] = {
+            "train": defaultdict(list),
+            "eval": defaultdict(list),
+        }
         super().__init__(
             model=model,
             args=_base_args(args),
@@ -112,11 +115,16 @@ class PackedTrainer(Trainer):
             **kwargs,
         )
 
-    def _loss(self, model: nn.Module, inputs: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _loss(
+        self, model: nn.Module, inputs: Mapping[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
-        loss, metrics = self._loss(model, inputs)
+        # accelerate applies mixed precision by wrapping model.forward; the engine calls the decoder and
+        # the head directly, so it enters the same autocast context itself
+        with self.accelerator.autocast():
+            loss, metrics = self._loss(model, inputs)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite loss ({loss.item()}) at step {self.state.global_step} "
@@ -196,7 +204,9 @@ class PreferenceTrainer(PackedTrainer):
         self.objective_params = objective.resolve(objective_params)
         k = len(train_dataset[0]["completion_ids"])
         if objective.paired and (k != 2 or "label" in train_dataset.column_names):
-            raise ValueError(f"objective {objective.name!r} needs paired data (chosen, rejected); got {k} completion(s)")
+            raise ValueError(
+                f"objective {objective.name!r} needs paired data (chosen, rejected); got {k} completion(s)"
+            )
         if not objective.paired and "label" not in train_dataset.column_names:
             raise ValueError(f"objective {objective.name!r} needs unpaired data with a 'label' column")
         disable_dropout(model)
@@ -223,7 +233,9 @@ class PreferenceTrainer(PackedTrainer):
             if cache_dir is None:
                 logps = compute_logps(reference, ds, **kwargs)
             else:
-                logps = cached_reference_logps(reference, ds, cache_dir=cache_dir, precision=precision, **kwargs)
+                logps = cached_reference_logps(
+                    reference, ds, cache_dir=cache_dir, precision=precision, **kwargs
+                )
         return ds.add_column("ref_logps", [row.tolist() for row in logps])
 
     def _loss(self, model, inputs):
@@ -256,7 +268,9 @@ class PreferenceTrainer(PackedTrainer):
             metrics["length/rejected"] = out.lengths[:, 1]
         if ref is not None:
             # per-token log-ratio to the reference on the first completion: a drift signal, logged always
-            metrics["logratio_per_token"] = (out.logps[:, 0].detach() - ref[:, 0]) / out.lengths[:, 0].clamp(min=1)
+            metrics["logratio_per_token"] = (out.logps[:, 0].detach() - ref[:, 0]) / out.lengths[:, 0].clamp(
+                min=1
+            )
         return result.losses.mean(), metrics
 
 
