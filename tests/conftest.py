@@ -56,3 +56,11 @@ def make_pairs(n: int, seed: int = 0) -> datasets.Dataset:
 @pytest.fixture
 def tokenizer() -> PreTrainedTokenizerFast:
     return make_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def quick_world(tmp_path_factory):
+    """The quick synthetic world, built once per test session (it is what CI and the main command use)."""
+    from prefshift.world.build import build_world
+
+    return build_world("quick", tmp_path_factory.mktemp("world") / "quick")

@@ -16,7 +16,8 @@ from transformers import LlamaForSequenceClassification, TrainingArguments
 from prefshift.data.formats import validate
 from prefshift.data.tokenize import tokenize
 from prefshift.objectives import get_objective
-from prefshift.training.reference import CACHE_LOG, compute_logps
+from prefshift.stages import CACHE_LOG
+from prefshift.training.reference import compute_logps
 from prefshift.training.trainer import (
     NonFiniteLossError,
     PreferenceTrainer,

@@ -67,6 +67,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from prefshift.report import write_report
+
+    paths = write_report(args.run_dir)
+    for name, path in sorted(paths.items()):
+        print(f"{name:16s} {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prefshift", description="Preference tuning under domain shift.")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -107,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", nargs="?", default="quick", help="config path, or a bundled name (quick, demo)")
     s.add_argument("--out", default=None, help="output directory (overrides the config)")
     s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("report", help="(re)write the Markdown/CSV tables and HTML report of a study run")
+    s.add_argument("run_dir")
+    s.set_defaults(func=_cmd_report)
     return p
 
 

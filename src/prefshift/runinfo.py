@@ -36,6 +36,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; results are meant to be read and shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

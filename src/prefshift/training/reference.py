@@ -24,12 +24,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from prefshift.stages import log_event
 from prefshift.training.logprobs import sequence_logps
 from prefshift.training.packing import pack
 
 log = logging.getLogger(__name__)
-
-CACHE_LOG = "cache-log.jsonl"
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -121,18 +120,5 @@ def cached_reference_logps(
         logps = compute_logps(model, ds, pad_token_id, batch_size, autocast)
         atomic_save_npy(path, logps)
         log.info("reference log-probs: computed %s (%d rows)", key, len(ds))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / CACHE_LOG, "a") as f:
-        f.write(
-            json.dumps(
-                {
-                    "stage": "reference-logps",
-                    "key": key,
-                    "event": "hit" if hit else "miss",
-                    "rows": len(ds),
-                    "seconds": round(time.perf_counter() - t0, 3),
-                }
-            )
-            + "\n"
-        )
+    log_event(cache_dir, "reference-logps", key, "hit" if hit else "miss", time.perf_counter() - t0)
     return logps

@@ -1,0 +1,528 @@
+"""Fast sampling with a transformers causal LM, without ``model.generate``.
+
+Why not ``generate``: for the small policies of a study (a few million to a few hundred million
+parameters) on CPU, ``generate``'s per-step machinery (stopping criteria, logits processors, a
+``DynamicCache`` that grows by concatenation, masks rebuilt every step, ``torch.multinomial``)
+costs more than the model forward itself. This engine keeps the model's own forward and
+transformers' cache classes and removes everything else from the step:
+
+* each prompt is prefilled once (in ~1k-token chunks) and its KV copied to its ``n`` rows of a
+  preallocated ``StaticCache`` (prefix sharing);
+* prompts are left-padded; the attention mask is a preallocated 4-D tensor updated in place (one
+  column per step) and handed to the model as is, so no mask is rebuilt per step; position ids
+  are per row (``prompt_len + step``) so padding does not shift positions;
+* the decoder (``model.get_decoder()``) runs on the new token only and ``lm_head`` on its last
+  position;
+* single-query (decode) attention is a plain matmul-softmax-matmul registered with transformers'
+  ``AttentionInterface`` (see ``_attention``): PyTorch's CPU flash kernel, which ``sdpa`` picks,
+  costs ~2 ms per layer per step in bf16 for a 64 x 96 cache, 8x the matmul version;
+* sampling is inverse-CDF on one uniform per row (see :mod:`prefshift.generation.sampling`);
+* rows that hit EOS are dropped from the batch when the compute saved outweighs the copy of the
+  cache (see ``_COMPACTION_COST_STEPS``);
+* ``precision="bf16"`` runs under ``torch.autocast`` (one context for the whole call, so the
+  weight casts are cached across steps).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface, PreTrainedModel, StaticCache
+from transformers.cache_utils import StaticLayer
+
+from prefshift.generation.params import SamplingParams
+from prefshift.generation.results import Sample, Samples
+from prefshift.generation.sampling import raw_logprobs, select_tokens
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "auto"]
+
+#: Default KV-cache budget that sizes the decode batch (rows = budget // bytes per row).
+DEFAULT_KV_CACHE_BUDGET_BYTES = 512 * 2**20
+
+# Prefill runs in chunks of about this many tokens: measured 15-20 % faster than one 4096-token
+# forward on the benchmark model (the MLP activations of a chunk stay in L2 cache).
+_PREFILL_CHUNK_TOKENS = 1024
+
+# Dropping finished rows copies the whole KV cache of the batch, which costs about this many
+# decode steps; rows are dropped once (dead rows x remaining steps) exceeds that cost.
+_COMPACTION_COST_STEPS = 2.0
+
+# torch.compile of the decode step: off by default, measured on the 2-core AVX-512 CPU of the
+# benchmark (see benchmarks/bench_generate.py --compile).
+_COMPILE_DEFAULT = False
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 matmul instructions (AVX512-BF16 or AMX-BF16).
+
+    Without them bf16 matmuls are emulated and slower than fp32, so ``precision="auto"`` only picks
+    bf16 when they exist.
+    """
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def resolve_precision(precision: str, model: PreTrainedModel) -> tuple[str, torch.dtype | None]:
+    """Map a requested precision to (recorded name, autocast dtype or None).
+
+    Autocast only applies to fp32 weights; a model already loaded in bf16/fp16 runs in its dtype.
+    """
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+    if precision not in ("fp32", "bf16", "auto"):
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {precision!r}")
+    weights = names.get(model.dtype, str(model.dtype))
+    if model.dtype != torch.float32:
+        if precision not in ("auto", weights):
+            raise ValueError(f"model weights are {weights}; cannot run it in {precision}")
+        return weights, None
+    if precision == "auto":
+        device = model.device
+        if device.type == "cpu":
+            supported = cpu_supports_bf16()
+        else:
+            supported = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        precision = "bf16" if supported else "fp32"
+    return (precision, torch.bfloat16) if precision == "bf16" else ("fp32", None)
+
+
+def _attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor,
+    scaling: float,
+    dropout: float = 0.0,
+    kv_length: int | None = None,
+    **kwargs: object,
+) -> tuple[torch.Tensor, None]:
+    """Attention for the engine's additive 4-D masks (``AttentionInterface`` signature).
+
+    Prefill (several queries) goes to ``scaled_dot_product_attention``. A decode step (one query)
+    is matmul-softmax-matmul with the query heads grouped per KV head, so grouped-query attention
+    needs no ``repeat_kv`` copy of the cache, and the slow CPU flash kernel is avoided.
+    ``kv_length`` (passed through the decoder's kwargs) limits a decode step to the filled part
+    of the static cache, which is otherwise read in full at every step.
+    """
+    batch, heads, q_len, head_dim = query.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    # Under autocast the query leaves RoPE in fp32 while the cache holds bf16: compute in bf16,
+    # as autocast would.
+    query = query.to(key.dtype)
+    if q_len > 1:
+        if groups > 1:
+            key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
+        return out.transpose(1, 2), None
+    if kv_length is not None:
+        key, value, attention_mask = key[:, :, :kv_length], value[:, :, :kv_length], attention_mask[..., :kv_length]
+    scores = torch.matmul(query.reshape(batch, kv_heads, groups, head_dim), key.transpose(-1, -2))
+    scores = scores * scaling + attention_mask
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+    return torch.matmul(probs, value).reshape(batch, 1, heads, head_dim), None
+
+
+_ATTENTION_NAME = "prefshift_engine"
+AttentionInterface.register(_ATTENTION_NAME, _attention)
+
+
+@contextmanager
+def _attention_implementation(config: object, name: str) -> Iterator[None]:
+    """Route the model's attention through ``name`` for the duration of a call, then restore it."""
+    previous = config._attn_implementation
+    config._attn_implementation = name
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
+
+
+def _as_id_list(value: int | Sequence[int] | None) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    return [int(v) for v in value]
+
+
+def _plan_batches(prompt_lens: Sequence[int], n: int, max_rows: int) -> list[list[tuple[int, int]]]:
+    """Split the (prompt, sample) pairs into decode batches of at most ``max_rows`` rows.
+
+    Prompts are ordered longest first so that prompts of similar length share a batch (less left
+    padding); the samples of a prompt stay contiguous so each batch prefills each prompt once.
+    """
+    order = sorted(range(len(prompt_lens)), key=lambda i: -prompt_lens[i])
+    pairs = [(i, j) for i in order for j in range(n)]
+    return [pairs[s : s + max_rows] for s in range(0, len(pairs), max_rows)]
+
+
+class _CastingStaticLayer(StaticLayer):
+    """``StaticLayer`` that casts incoming states to its storage dtype.
+
+    Under CPU autocast the model's keys leave RoPE in fp32 (cos/sin are fp32) while its values are
+    bf16, and ``StaticLayer`` needs one dtype for both. Storing both in bf16 loses nothing: the
+    attention matmul casts them to bf16 under autocast anyway, and this way it reads half the bytes
+    and casts nothing per step.
+    """
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return super().update(key_states.to(self.keys.dtype), value_states.to(self.values.dtype), *args, **kwargs)
+
+
+@dataclass
+class _DecodeState:
+    """Tensors of the rows still in the batch; all are re-indexed together on compaction."""
+
+    cache: StaticCache
+    mask: torch.Tensor  # (rows, 1, 1, max_len) in the attention implementation's format
+    positions: torch.Tensor  # (rows, 1) position id of the next token
+    rows: torch.Tensor  # (rows,) index of each row in the output tensors
+    alive: torch.Tensor  # (rows,) False once the row produced a stop token
+
+    def keep(self, index: torch.Tensor) -> None:
+        for layer in self.cache.layers:
+            # StaticLayer has no batch-select; its update() only uses keys/values/cumulative_length.
+            layer.keys = layer.keys.index_select(0, index)
+            layer.values = layer.values.index_select(0, index)
+            layer.batch_size = index.numel()
+        self.mask = self.mask.index_select(0, index)
+        self.positions = self.positions.index_select(0, index)
+        self.rows = self.rows.index_select(0, index)
+        self.alive = self.alive.index_select(0, index)
+
+
+class TransformersSampler:
+    """Sampler running a transformers causal LM in-process (CPU or a single GPU).
+
+    While ``generate`` runs, the model's attention implementation is switched to the engine's
+    (``_attention``) and restored afterwards: do not run the same model in another thread meanwhile.
+
+    Args:
+        model: a decoder-only ``PreTrainedModel`` whose attention layers are all full (no sliding
+            window) and dispatch through transformers' ``AttentionInterface`` (Llama, Qwen2/3,
+            Mistral without sliding window, ...).
+        tokenizer: needed for string prompts and for ``Sample.text``; also a source of EOS ids.
+        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (bf16 when the hardware has
+            native bf16 matmuls). The precision used is recorded in ``Samples.precision``.
+        compile: ``torch.compile`` the decode step; ``None`` uses the measured default. A failed
+            compilation logs a warning and falls back to eager.
+        kv_cache_budget_bytes: bytes of KV cache per decode batch; the number of rows follows.
+        max_batch_size: manual cap on rows per decode batch (overrides the budget if smaller).
+        show_progress: show a tqdm bar over decode steps.
+    """
+
+    backend = "transformers"
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: object | None = None,
+        *,
+        precision: Precision = "auto",
+        compile: bool | None = None,
+        kv_cache_budget_bytes: int = DEFAULT_KV_CACHE_BUDGET_BYTES,
+        max_batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.precision, self._autocast_dtype = resolve_precision(precision, model)
+        self.device = model.device
+        self.kv_cache_budget_bytes = kv_cache_budget_bytes
+        self.max_batch_size = max_batch_size
+        self.show_progress = show_progress
+        self._compile = _COMPILE_DEFAULT if compile is None else compile
+        self._compiled_step: Callable[..., torch.Tensor] | None = None
+
+        config = model.config.get_text_config(decoder=True)
+        if getattr(config, "attn_logit_softcapping", None):
+            raise NotImplementedError("attention logit soft-capping is not supported by the transformers engine")
+        self._num_layers = config.num_hidden_layers
+        self._kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self._head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        self._logit_softcap = getattr(config, "final_logit_softcapping", None)
+        self._decoder = model.get_decoder()
+        self._lm_head = model.get_output_embeddings()
+        # KV storage dtype: the autocast dtype under autocast (see _CastingStaticLayer), else the weights'.
+        self._cache_dtype = self._autocast_dtype or model.dtype
+
+        generation_config = getattr(model, "generation_config", None)
+        eos = _as_id_list(getattr(generation_config, "eos_token_id", None))
+        eos += _as_id_list(getattr(tokenizer, "eos_token_id", None))
+        self.eos_token_ids: tuple[int, ...] = tuple(dict.fromkeys(eos))
+        pad = getattr(generation_config, "pad_token_id", None)
+        if pad is None:
+            pad = getattr(tokenizer, "pad_token_id", None)
+        # Pad positions are masked out, so any in-vocabulary id works.
+        self._pad_id = int(pad) if pad is not None else (self.eos_token_ids[0] if self.eos_token_ids else 0)
+
+    # ------------------------------------------------------------------ public API
+
+    def rows_per_batch(self, max_prompt_len: int, max_new_tokens: int) -> int:
+        """Decode rows that fit the KV budget (and ``max_batch_size``) for these lengths."""
+        element = torch.finfo(self._cache_dtype).bits // 8
+        per_token = 2 * self._num_layers * self._kv_heads * self._head_dim * element  # keys + values
+        rows = max(1, self.kv_cache_budget_bytes // (per_token * (max_prompt_len + max_new_tokens)))
+        if self.max_batch_size is not None:
+            rows = min(rows, self.max_batch_size)
+        return rows
+
+    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], params: SamplingParams) -> Samples:
+        """Sample ``params.n`` continuations for every prompt.
+
+        Args:
+            prompts: strings (tokenized with the tokenizer, special tokens added) or token id lists.
+            params: sampling parameters.
+
+        Returns:
+            ``Samples`` ordered by (prompt_index, sample_index).
+        """
+        prompt_ids = self._encode(prompts)
+        stop = torch.tensor(sorted(set(self.eos_token_ids) | set(params.stop_token_ids)), dtype=torch.long)
+        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        max_rows = self.rows_per_batch(max(map(len, prompt_ids)), params.max_new_tokens)
+        batches = _plan_batches([len(p) for p in prompt_ids], params.n, max_rows)
+
+        progress = None
+        if self.show_progress:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=len(batches) * params.max_new_tokens, desc="sampling", unit="step")
+
+        outputs: dict[tuple[int, int], tuple[list[int], list[float] | None]] = {}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            # no_grad rather than inference_mode: autocast only caches the bf16 copies of the
+            # weights for tensors that require grad, which inference_mode hides (measured: 29
+            # extra weight casts per decode step on the benchmark model).
+            with (
+                torch.no_grad(),
+                self._autocast(),
+                _attention_implementation(self._decoder.config, _ATTENTION_NAME),
+            ):
+                for pairs in batches:
+                    tokens, logprobs = self._generate_batch(prompt_ids, pairs, params, stop, generator, progress)
+                    for r, pair in enumerate(pairs):
+                        outputs[pair] = (tokens[r], logprobs[r] if logprobs is not None else None)
+        finally:
+            self.model.train(was_training)
+            if progress is not None:
+                progress.close()
+        return self._assemble(outputs, len(prompt_ids), params, set(stop.tolist()))
+
+    # ------------------------------------------------------------------ internals
+
+    def _autocast(self) -> AbstractContextManager[object]:
+        if self._autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self._autocast_dtype)
+
+    def _encode(self, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
+        if len(prompts) == 0:
+            raise ValueError("no prompts given")
+        if isinstance(prompts[0], str):
+            if self.tokenizer is None:
+                raise ValueError("string prompts need a tokenizer; pass token id lists instead")
+            ids = [list(p) for p in self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
+        else:
+            ids = [[int(t) for t in p] for p in prompts]
+        if any(len(p) == 0 for p in ids):
+            raise ValueError("empty prompt: every prompt needs at least one token")
+        return ids
+
+    def _new_cache(self, rows: int, max_len: int) -> StaticCache:
+        """An allocated, empty ``StaticCache`` of ``rows`` x ``max_len`` in the storage dtype."""
+        cache = StaticCache(config=self.model.config, max_cache_len=max_len)
+        if any(type(layer) is not StaticLayer for layer in cache.layers):
+            raise NotImplementedError(
+                "sliding-window / hybrid attention layers are not supported by the transformers engine"
+            )
+        cache.layers = [_CastingStaticLayer(max_cache_len=max_len) for _ in cache.layers]
+        empty = torch.empty((rows, self._kv_heads, 0, self._head_dim), dtype=self._cache_dtype, device=self.device)
+        for layer in cache.layers:
+            layer.lazy_initialization(empty, empty)
+        return cache
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self._lm_head(hidden).float()
+        if self._logit_softcap:
+            logits = torch.tanh(logits / self._logit_softcap) * self._logit_softcap
+        return logits
+
+    def _forward(
+        self,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: StaticCache,
+        kv_length: int | None = None,
+    ) -> torch.Tensor:
+        """Decoder over ``input_ids`` writing into ``cache``; logits of the last position only."""
+        hidden = self._decoder(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            kv_length=kv_length,
+        ).last_hidden_state
+        return self._logits(hidden[:, -1])
+
+    def _step(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: StaticCache, length: int
+    ) -> torch.Tensor:
+        """One decode step; ``length`` is the cache length before it."""
+        if self._compile:
+            if self._compiled_step is None:
+                self._compiled_step = torch.compile(self._forward)
+            try:
+                return self._compiled_step(input_ids, mask, positions, cache, length + 1)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure must fall back, not abort a run
+                logger.warning("torch.compile of the decode step failed (%s); falling back to eager", exc)
+                self._compile = False
+                for layer in cache.layers:  # undo a partial step
+                    layer.cumulative_length.fill_(length)
+        return self._forward(input_ids, mask, positions, cache, length + 1)
+
+    def _prefill(
+        self, input_ids: torch.Tensor, valid: torch.Tensor, row_prompt: torch.Tensor, cache: StaticCache
+    ) -> torch.Tensor:
+        """Run the left-padded prompts, copy their KV into the rows of ``cache``; last-token logits.
+
+        ``row_prompt`` (sorted) maps each cache row to its prompt, so a prompt is computed once
+        for all its samples. Prompts run in chunks of ~``_PREFILL_CHUNK_TOKENS`` tokens.
+        """
+        num, length = input_ids.shape
+        hidden = torch.finfo(self._cache_dtype).min
+        causal = torch.ones(length, length, dtype=torch.bool, device=self.device).tril()
+        eye = torch.eye(length, dtype=torch.bool, device=self.device)
+        chunk = max(1, _PREFILL_CHUNK_TOKENS // length)
+        logits = []
+        for start in range(0, num, chunk):
+            stop = min(start + chunk, num)
+            chunk_valid = valid[start:stop]
+            # Padding queries attend to themselves so no softmax row is empty (an all-masked row
+            # gives NaN, and NaN values times a zero weight still poison the real rows).
+            allowed = (causal[None] & chunk_valid[:, None, :]) | eye[None]
+            mask = torch.zeros(allowed.shape, dtype=self._cache_dtype, device=self.device)
+            mask = mask.masked_fill_(~allowed, hidden)[:, None]
+            positions = (chunk_valid.long().cumsum(-1) - 1).clamp(min=0)
+            prompt_cache = self._new_cache(stop - start, length)
+            logits.append(self._forward(input_ids[start:stop], mask, positions, prompt_cache))
+
+            first, last = torch.searchsorted(row_prompt, torch.tensor([start, stop], device=self.device)).tolist()
+            local = row_prompt[first:last] - start
+            one_row_each = last - first == stop - start  # n == 1: rows are the prompts, in order
+            for src, dst in zip(prompt_cache.layers, cache.layers, strict=True):
+                for source, target in ((src.keys, dst.keys), (src.values, dst.values)):
+                    target[first:last, :, :length] = source if one_row_each else source.index_select(0, local)
+        for layer in cache.layers:
+            layer.cumulative_length.fill_(length)
+        return torch.cat(logits)
+
+    def _generate_batch(
+        self,
+        prompt_ids: list[list[int]],
+        pairs: list[tuple[int, int]],
+        params: SamplingParams,
+        stop: torch.Tensor,
+        generator: torch.Generator,
+        progress: object | None,
+    ) -> tuple[list[list[int]], list[list[float]] | None]:
+        """Prefill the distinct prompts of ``pairs`` once, then decode one row per pair."""
+        device = self.device
+        unique = list(dict.fromkeys(i for i, _ in pairs))
+        slot = {prompt: k for k, prompt in enumerate(unique)}
+        row_prompt = torch.tensor([slot[i] for i, _ in pairs], device=device)
+        prompt_len = max(len(prompt_ids[i]) for i in unique)
+        steps = params.max_new_tokens
+        rows = len(pairs)
+
+        input_ids = torch.full((len(unique), prompt_len), self._pad_id, dtype=torch.long)
+        valid = torch.zeros((len(unique), prompt_len), dtype=torch.bool)
+        for k, i in enumerate(unique):
+            input_ids[k, prompt_len - len(prompt_ids[i]) :] = torch.tensor(prompt_ids[i])
+            valid[k, prompt_len - len(prompt_ids[i]) :] = True
+        input_ids, valid = input_ids.to(device), valid.to(device)
+
+        cache = self._new_cache(rows, prompt_len + steps)
+        logits = self._prefill(input_ids, valid, row_prompt, cache).index_select(0, row_prompt)
+        row_valid = valid.index_select(0, row_prompt)
+        mask = torch.full((rows, 1, 1, prompt_len + steps), torch.finfo(self._cache_dtype).min, dtype=self._cache_dtype)
+        mask[:, 0, 0, :prompt_len].masked_fill_(row_valid, 0.0)
+        state = _DecodeState(
+            cache=cache,
+            mask=mask.to(device),
+            positions=row_valid.sum(-1, keepdim=True),
+            rows=torch.arange(rows, device=device),
+            alive=torch.ones(rows, dtype=torch.bool, device=device),
+        )
+        out_tokens = torch.full((rows, steps), self._pad_id, dtype=torch.long, device=device)
+        out_logprobs = torch.zeros((rows, steps), device=device) if params.return_logprobs else None
+        stop = stop.to(device)
+
+        for t in range(steps):
+            tokens = select_tokens(logits, params, generator)
+            out_tokens[state.rows, t] = tokens
+            if out_logprobs is not None:
+                out_logprobs[state.rows, t] = raw_logprobs(logits, tokens)
+            if progress is not None:
+                progress.update(1)
+            remaining = steps - 1 - t
+            if remaining == 0:
+                break
+            # Rows past their stop token keep decoding until compaction drops them; their extra
+            # tokens are cut off in _assemble.
+            state.alive &= ~torch.isin(tokens, stop)
+            alive = int(state.alive.sum())
+            if alive == 0:
+                if progress is not None:
+                    progress.update(remaining)
+                break
+            dead = state.alive.numel() - alive
+            if dead and dead * remaining >= _COMPACTION_COST_STEPS * state.alive.numel():
+                index = state.alive.nonzero().squeeze(1)
+                state.keep(index)
+                tokens = tokens.index_select(0, index)
+            state.mask[:, 0, 0, prompt_len + t] = 0.0
+            logits = self._step(tokens[:, None], state.mask, state.positions, state.cache, prompt_len + t)
+            state.positions += 1
+
+        return out_tokens.tolist(), out_logprobs.tolist() if out_logprobs is not None else None
+
+    def _assemble(
+        self,
+        outputs: dict[tuple[int, int], tuple[list[int], list[float] | None]],
+        num_prompts: int,
+        params: SamplingParams,
+        stop: set[int],
+    ) -> Samples:
+        samples = []
+        for i in range(num_prompts):
+            for j in range(params.n):
+                tokens, logprobs = outputs[(i, j)]
+                end = next((k + 1 for k, tok in enumerate(tokens) if tok in stop), None)
+                finished = end is not None
+                if finished:
+                    tokens = tokens[:end]
+                    logprobs = logprobs[:end] if logprobs is not None else None
+                text = None
+                if self.tokenizer is not None:
+                    body = tokens[:-1] if finished else tokens
+                    text = self.tokenizer.decode(body, skip_special_tokens=True)
+                samples.append(Sample(i, j, tokens, text, logprobs, finished))
+        return Samples(samples, num_prompts, params.n, self.precision, self.backend)

@@ -1,0 +1,212 @@
+"""Collect evaluated cells into results tables, check the expected phenomena, write the report."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prefshift.evaluation import win_rate
+from prefshift.runinfo import atomic_write_json, versions
+
+ONLINE = {"ppo", "grpo", "rloo"}
+
+
+def _frame(cells, results: dict[str, Path], roles: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, samples = [], []
+    for cell in cells:
+        metrics = json.loads((results[cell.cell_id] / "metrics.json").read_text())
+        for domain, m in metrics.items():
+            rows.append(
+                {
+                    "cell_id": cell.cell_id,
+                    "objective": cell.objective,
+                    "strategy": cell.strategy,
+                    "hparams": json.dumps(cell.hparams, sort_keys=True),
+                    "seed": cell.seed,
+                    "init": cell.init,
+                    "domain": domain,
+                    "role": roles[domain],
+                    **m,
+                }
+            )
+        samples.append(pd.read_parquet(results[cell.cell_id] / "samples.parquet"))
+    return pd.DataFrame(rows), pd.concat(samples, ignore_index=True)
+
+
+def _vs_init(table: pd.DataFrame, samples: pd.DataFrame, bootstrap_seed: int) -> pd.Series:
+    """Win rate of each cell against its own SFT initialisation, prompt by prompt, judged by gold."""
+    ev = samples[samples.purpose == "eval"].set_index(["cell_id", "domain", "prompt_id"])["gold"]
+    out = []
+    for row in table.itertuples():
+        if row.init == row.cell_id:
+            out.append(math.nan)
+            continue
+        mine = ev.loc[row.cell_id, row.domain]
+        theirs = ev.loc[row.init, row.domain].reindex(mine.index)
+        out.append(
+            win_rate(mine.to_numpy(), theirs.to_numpy(), rng_seed=bootstrap_seed, n_bootstrap=1).win_rate
+        )
+    return pd.Series(out, index=table.index)
+
+
+def summary_table(table: pd.DataFrame, source: str, targets: list[str]) -> pd.DataFrame:
+    """One row per cell: source and target win rates, generalisation gap, diversity, KL, length."""
+    wide = table.pivot_table(index=["cell_id", "objective", "strategy"], columns="domain", values="win_rate")
+    out = pd.DataFrame(index=wide.index)
+    out[f"wr_{source}"] = wide[source]
+    for t in targets:
+        out[f"wr_{t}"] = wide[t]
+        out[f"gap_{t}"] = wide[source] - wide[t]
+    tgt = table[table.domain == targets[0]].set_index(["cell_id", "objective", "strategy"])
+    for col in ("ead", "sbert", "kl_tok", "length_mean"):
+        if col in tgt:
+            out[f"{col}_{targets[0]}"] = tgt[col]
+    return out.reset_index().sort_values(["strategy", "objective"]).reset_index(drop=True)
+
+
+def _mean(table: pd.DataFrame, mask, col: str) -> float:
+    values = table.loc[mask, col]
+    return float(values.mean()) if len(values) else math.nan
+
+
+def phenomena(table: pd.DataFrame, source: str, target: str) -> list[dict[str, Any]]:
+    """The checks of ../shared/synthetic-world.md §Phenomena, each with the numbers behind its verdict."""
+    t = table
+    pref = ~t.objective.isin(["sft", "base"])
+    src, tgt = t.domain == source, t.domain == target
+    so = pref & (t.strategy == "source_only")
+    sft_src = _mean(t, (t.cell_id == "sft_source") & src, "win_rate")
+    sft_tgt = _mean(t, (t.cell_id == "sft_source") & tgt, "win_rate")
+    so_src, so_tgt = _mean(t, so & src, "win_rate"), _mean(t, so & tgt, "win_rate")
+    checks: list[dict[str, Any]] = []
+
+    def add(pid: str, claim: str, holds: bool | None, evidence: str) -> None:
+        checks.append({"id": pid, "claim": claim, "holds": holds, "evidence": evidence})
+
+    have = not math.isnan(so_src) and not math.isnan(sft_src)
+    add(
+        "1",
+        "preference tuning on source raises the source win rate over the SFT model",
+        (so_src > sft_src) if have else None,
+        f"source win rate: SFT {sft_src:.3f} → source-only preference cells (mean) {so_src:.3f}",
+    )
+    gain_src, gain_tgt = so_src - sft_src, so_tgt - sft_tgt
+    add(
+        "2",
+        "the same models gain less (or lose) on the target domain",
+        (gain_tgt < gain_src) if have else None,
+        f"gain over SFT: source {gain_src:+.3f}, target {gain_tgt:+.3f}",
+    )
+    gaps = {}
+    for s in ("source_only", "mix_sft", "target_sft", "pseudo_label", "pseudo_judge"):
+        a, b = (
+            _mean(t, pref & (t.strategy == s) & src, "win_rate"),
+            _mean(t, pref & (t.strategy == s) & tgt, "win_rate"),
+        )
+        if not math.isnan(a):
+            gaps[s] = (a - b, b)
+    adapted = {s: v for s, v in gaps.items() if s != "source_only"}
+    holds3 = None
+    if "source_only" in gaps and adapted:
+        holds3 = all(v[0] < gaps["source_only"][0] for v in adapted.values())
+    add(
+        "3",
+        "target SFT and pseudo-labelling reduce the degradation (smaller gap than source-only)",
+        holds3,
+        "; ".join(f"{s}: gap {g:+.3f}, target {w:.3f}" for s, (g, w) in gaps.items())
+        or "no preference cells",
+    )
+    lengths = {o: _mean(t, (t.objective == o) & tgt, "length_mean") for o in ("dpo", "ln_dpo", "simpo")}
+    holds4 = None
+    if not any(math.isnan(v) for v in lengths.values()):
+        holds4 = lengths["dpo"] > max(lengths["ln_dpo"], lengths["simpo"])
+    add(
+        "4",
+        "with length-biased labels DPO lengthens responses more than LN-DPO/SimPO",
+        holds4,
+        ", ".join(f"{o} {v:.1f} words" for o, v in lengths.items() if not math.isnan(v))
+        or "needs dpo, ln_dpo, simpo",
+    )
+    div_col = "sbert" if "sbert" in t and t.sbert.notna().any() else "ead"
+    sft_div = _mean(t, (t.objective == "sft") & tgt, div_col)
+    pref_div = _mean(t, pref & tgt, div_col)
+    pseudo_div = _mean(t, pref & (t.strategy == "pseudo_label") & tgt, div_col)
+    online = _mean(t, t.objective.isin(ONLINE) & tgt, div_col)
+    offline = _mean(t, t.objective.isin(["dpo", "orpo"]) & tgt, div_col)
+    holds5 = None if math.isnan(pref_div) else bool(pref_div < sft_div)
+    if holds5 is not None and not math.isnan(pseudo_div):
+        holds5 = holds5 and pseudo_div <= _mean(t, pref & tgt, div_col)
+    if holds5 is not None and not math.isnan(online) and not math.isnan(offline):
+        holds5 = holds5 and online > offline
+    add(
+        "5",
+        "preference tuning lowers diversity; pseudo-labelling most; online RL keeps more than DPO/ORPO",
+        holds5,
+        f"{div_col} on {target}: SFT {sft_div:.3f}, preference cells {pref_div:.3f}, pseudo-label {pseudo_div:.3f}, "
+        f"online RL {online:.3f}, DPO/ORPO {offline:.3f}",
+    )
+    on_gap = _mean(t, t.objective.isin(ONLINE) & src, "win_rate") - _mean(
+        t, t.objective.isin(ONLINE) & tgt, "win_rate"
+    )
+    off_gap = _mean(t, t.objective.isin(["dpo", "kto", "orpo"]) & src, "win_rate") - _mean(
+        t, t.objective.isin(["dpo", "kto", "orpo"]) & tgt, "win_rate"
+    )
+    add(
+        "6",
+        "online RL transfers better than offline objectives (smaller gap)",
+        None if math.isnan(on_gap) or math.isnan(off_gap) else bool(on_gap < off_gap),
+        f"gap: online {on_gap:+.3f}, offline {off_gap:+.3f}"
+        if not math.isnan(on_gap)
+        else "no online RL cells in this study",
+    )
+    return checks
+
+
+def write_results(
+    study, cells, results: dict[str, Path], domains: dict[str, Any], precision: str
+) -> pd.DataFrame:
+    source, targets = domains["source"], domains["targets"]
+    roles = {source: "source", **{t: "target" for t in targets}}
+    table, samples = _frame(cells, results, roles)
+    table["win_rate_vs_sft"] = _vs_init(table, samples, study.cfg.seeds[0])
+    res = study.out / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(res / "cells.parquet")
+    samples.to_parquet(res / "samples.parquet")
+    summary = summary_table(table, source, targets)
+    checks = phenomena(table, source, targets[0])
+    atomic_write_json(
+        res / "study.json",
+        {
+            "name": study.cfg.name,
+            "task": study.cfg.task,
+            "source": source,
+            "targets": targets,
+            "judge": "gold",
+            "precision": precision,
+            "timings": dict(study.timings),
+            "phenomena": checks,
+            "versions": versions(),
+            "reference_length": table.groupby("domain")["reference_length_mean"].mean().to_dict(),
+        },
+    )
+    summary.to_csv(res / "summary.csv", index=False)
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format
+    ):
+        print("\n" + summary.drop(columns=["cell_id"]).to_string(index=False))
+    print("\nphenomena:")
+    for c in checks:
+        verdict = {True: "holds", False: "does not hold", None: "n/a"}[c["holds"]]
+        print(f"  {c['id']}. {c['claim']}: {verdict} — {c['evidence']}")
+    try:
+        from prefshift.report import write_report
+    except ImportError:
+        return summary
+    paths = write_report(study.out)
+    print(f"\nreport: {paths.get('html', study.out / 'report')}")
+    return summary

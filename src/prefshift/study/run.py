@@ -1,0 +1,392 @@
+"""Run a whole domain-shift study from its config, as a graph of cached stages.
+
+Read top to bottom, this is the study protocol of ../shared/study-design.md:
+
+1. build (or reuse) the synthetic world: data, tokenizer, pretrained LM, source SFT model;
+2. the SFT stage of each adaptation strategy (source, source+target mix, target, pseudo-labels);
+3. the source preference pairs (SFT samples + references + corruptions, labelled by simulated
+   annotators), the pseudo-labelled target pairs, and a Bradley–Terry reward model when a strategy
+   needs a labeller;
+4. one preference-training cell per strategy × objective × grid point × seed, initialised from and
+   referenced to that strategy's SFT model;
+5. evaluation of every cell and every SFT baseline on the source test set and each target test set;
+6. the results tables (Parquet), the phenomena checks and the report.
+
+Each stage's directory name is its kind plus a hash of everything it depends on (its config and the
+names of the stages it reads), so a grid shares every common stage, a changed knob recomputes only what
+depends on it, and a killed run recomputes nothing that finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pandas as pd
+
+from prefshift.data.synthetic.gold import gold_reward
+from prefshift.generation import SamplingParams, get_sampler
+from prefshift.objectives import get_objective
+from prefshift.runinfo import write_manifest
+from prefshift.stages import run_stage
+from prefshift.study import data as sdata
+from prefshift.study.config import StudyConfig, load_config
+from prefshift.training.run import resolve_precision, train
+from prefshift.world.build import build_world, load_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One evaluated model: a preference-tuned cell or an SFT baseline."""
+
+    cell_id: str
+    objective: str
+    strategy: str
+    hparams: dict[str, float]
+    seed: int
+    init: str  # cell_id of the model it started from (its SFT baseline); itself for the base model
+    model_dir: Path
+
+
+def _key(obj: Any) -> str:
+    return hashlib.blake2b(json.dumps(obj, sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
+
+
+class Study:
+    """State of one study run: its config, stage cache and the time spent sampling vs training."""
+
+    def __init__(self, cfg: StudyConfig, out: Path) -> None:
+        self.cfg = cfg
+        self.out = out
+        self.cache = Path(cfg.cache_dir) if cfg.cache_dir else out / "stages"
+        self.timings: dict[str, float] = defaultdict(float)
+        self._samplers: dict[str, Any] = {}
+
+    # -- the stage primitive ------------------------------------------------------------------
+    def stage(self, kind: str, params: dict[str, Any], fn) -> Path:
+        name = f"{kind}-{_key({'kind': kind, **params})}"
+        t0 = time.perf_counter()
+        path = run_stage(self.cache, name, fn, key=name)
+        print(f"[stage] {name:36s} {time.perf_counter() - t0:7.1f}s", flush=True)
+        return path
+
+    @contextlib.contextmanager
+    def timed(self, what: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[f"{what}_s"] += time.perf_counter() - t0
+
+    # -- sampling: every stage that samples goes through the one engine -------------------------
+    def sampler(self, model_dir: Path):
+        key = str(model_dir)
+        if key not in self._samplers:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            self._samplers.clear()  # one model in memory at a time
+            model = AutoModelForCausalLM.from_pretrained(key)
+            tok = AutoTokenizer.from_pretrained(key)
+            self._samplers[key] = get_sampler(model, tok, precision=self.cfg.training.precision)
+        return self._samplers[key]
+
+    def sample(
+        self,
+        model_dir: Path,
+        prompts: list[str],
+        n: int,
+        temperature: float,
+        top_p: float,
+        seed: int,
+        return_logprobs: bool = False,
+    ):
+        params = SamplingParams(
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=self.cfg.evaluation.max_new_tokens,
+            seed=seed,
+            return_logprobs=return_logprobs,
+        )
+        with self.timed("sampling"):
+            return self.sampler(model_dir).generate(prompts, params)
+
+    def sample_texts(self, model_dir: Path):
+        def fn(prompts: list[str], n: int, temperature: float, top_p: float, seed: int) -> list[list[str]]:
+            out = self.sample(model_dir, prompts, n, temperature, top_p, seed)
+            return [[s.text or "" for s in group] for group in out.by_prompt()]
+
+        return fn
+
+    # -- training ---------------------------------------------------------------------------------
+    def train(self, kind: str, rows: list[dict[str, Any]], init: Path, out: Path, **kw: Any) -> None:
+        with self.timed("training"):
+            train(
+                kind,
+                datasets.Dataset.from_list(rows),
+                init,
+                out,
+                batch_size=self.cfg.training.batch_size,
+                precision=self.cfg.training.precision,
+                cache_dir=self.cache / "reference",
+                **kw,
+            )
+
+
+def _grid(spec) -> Iterator[dict[str, float]]:
+    names = sorted(spec.grid)
+    for values in itertools.product(*(spec.grid[n] for n in names), spec.learning_rate, spec.epochs):
+        yield {
+            **dict(zip(names, values[:-2], strict=True)),
+            "learning_rate": values[-2],
+            "epochs": values[-1],
+        }
+
+
+def run_study(config: str | Path | StudyConfig, out: str | Path | None = None) -> pd.DataFrame:
+    """Run (or resume) a study; returns the summary table and writes results + report."""
+    t_start = time.perf_counter()
+    cfg = config if isinstance(config, StudyConfig) else load_config(config)
+    out_dir = Path(out or cfg.output_dir)
+    study = Study(cfg, out_dir)
+    write_manifest(out_dir, cfg.model_dump(), cfg.seeds[0])
+    tcfg = cfg.training
+    task, source, targets = cfg.task, cfg.source, list(cfg.targets or [])
+    domains = [source, *targets]
+
+    # 1. the world
+    world_params = {"profile": cfg.world.profile, "task": task, "seed": cfg.world.seed}
+    if cfg.world.dir:
+        world = Path(cfg.world.dir)
+        if not (world / "sft").exists():
+            raise FileNotFoundError(f"world.dir {world} is not a built world (no sft/ in it)")
+    else:
+        world = study.stage(
+            "world", world_params, lambda d: build_world(cfg.world.profile, d, task, cfg.world.seed)
+        )
+    pretrained, sft_source = world / "pretrained", world / "sft"
+    src_train = load_split(world, source, "train")
+    tgt_train = {t: load_split(world, t, "train") for t in targets}
+    seed0 = cfg.seeds[0]
+    needs = set(cfg.strategies) | set(cfg.baselines)
+
+    # 2. SFT stages (target data: the first target; a multi-target study adapts to its first target)
+    tgt = targets[0]
+    sft_dirs: dict[str, Path] = {"base": pretrained, "sft_source": sft_source}
+    sft_kw = dict(learning_rate=tcfg.sft_lr, epochs=tcfg.sft_epochs, seed=seed0)
+
+    def sft_stage(name: str, rows_fn) -> Path:
+        params = {"world": world.name, "target": tgt, "training": tcfg.model_dump(), "name": name}
+        if name == "sft_pseudo":
+            params["pseudo"] = cfg.pseudo_label.model_dump()
+        return (
+            study.stage(name, params, lambda d: study.train("sft", rows_fn(), pretrained, d, **sft_kw))
+            / "model"
+        )
+
+    if needs & {"mix_sft", "sft_mix"}:
+        sft_dirs["sft_mix"] = sft_stage("sft_mix", lambda: sdata.mix_rows(src_train, tgt_train[tgt], seed0))
+    if needs & {"target_sft", "sft_target"}:
+        sft_dirs["sft_target"] = sft_stage("sft_target", lambda: sdata.sft_rows(tgt_train[tgt]))
+    pseudo_dir = None
+    if needs & {"pseudo_label", "sft_pseudo"}:
+        params = {"world": world.name, "target": tgt, "pseudo": cfg.pseudo_label.model_dump(), "seed": seed0}
+
+        def make_pseudo(d: Path) -> None:
+            sample = study.sample_texts(sft_source) if cfg.pseudo_label.rejected == "student" else None
+            sft_rows, pairs = sdata.teacher_generation(tgt_train[tgt], cfg.pseudo_label, seed0, sample)
+            pd.DataFrame(sft_rows).to_parquet(d / "sft.parquet")
+            pd.DataFrame(pairs).to_parquet(d / "pairs.parquet")
+
+        pseudo_dir = study.stage("pseudo_generation", params, make_pseudo)
+        sft_dirs["sft_pseudo"] = sft_stage(
+            "sft_pseudo", lambda: pd.read_parquet(pseudo_dir / "sft.parquet").to_dict("records")
+        )
+
+    # 3. preference data
+    pref_params = {"world": world.name, "spec": cfg.preference_data.model_dump(), "seed": seed0}
+
+    def make_source_pairs(d: Path) -> None:
+        examples = src_train[: cfg.preference_data.n_prompts]
+        pairs = sdata.source_pairs(examples, cfg.preference_data, study.sample_texts(sft_source), seed0)
+        pd.DataFrame(pairs).to_parquet(d / "pairs.parquet")
+
+    source_pairs_dir = study.stage("source_pairs", pref_params, make_source_pairs)
+    pair_sets: dict[str, Path] = {"source": source_pairs_dir / "pairs.parquet"}
+    if pseudo_dir is not None:
+        pair_sets["pseudo"] = pseudo_dir / "pairs.parquet"
+    if "pseudo_judge" in cfg.strategies:
+        labeller = cfg.pseudo_label.labeller
+        scorer_dir = None
+        if labeller == "reward_model":
+            rm_params = {"pairs": source_pairs_dir.name, "training": tcfg.model_dump()}
+            rm_dir = study.stage(
+                "reward_model",
+                rm_params,
+                lambda d: study.train(
+                    "reward",
+                    _records(source_pairs_dir / "pairs.parquet"),
+                    sft_source,
+                    d,
+                    learning_rate=tcfg.reward_lr,
+                    epochs=tcfg.reward_epochs,
+                    seed=seed0,
+                ),
+            )
+            scorer_dir = rm_dir / "model"
+
+        def make_judged(d: Path) -> None:
+            score = _gold_scorer if scorer_dir is None else _rm_scorer(scorer_dir)
+            pairs = sdata.teacher_judging(
+                tgt_train[tgt], cfg.pseudo_label, study.sample_texts(sft_source), score, seed0
+            )
+            pd.DataFrame(pairs).to_parquet(d / "pairs.parquet")
+
+        judged = study.stage(
+            "pseudo_judging",
+            {
+                "world": world.name,
+                "target": tgt,
+                "pseudo": cfg.pseudo_label.model_dump(),
+                "scorer": str(scorer_dir),
+            },
+            make_judged,
+        )
+        pair_sets["judged"] = judged / "pairs.parquet"
+
+    strategy_plan = {
+        "source_only": ("sft_source", "source"),
+        "direct": ("base", "source"),
+        "mix_sft": ("sft_mix", "source"),
+        "target_sft": ("sft_target", "source"),
+        "pseudo_label": ("sft_pseudo", "pseudo"),
+        "pseudo_judge": ("sft_source", "judged"),
+    }
+
+    # 4. preference cells
+    cells: list[Cell] = []
+    for name in sorted(set(cfg.baselines) | {strategy_plan[s][0] for s in cfg.strategies}):
+        objective = "base" if name == "base" else "sft"
+        cells.append(Cell(name, objective, name, {}, seed0, name, sft_dirs[name]))
+    for strategy in cfg.strategies:
+        init_name, pair_name = strategy_plan[strategy]
+        for spec, seed in itertools.product(cfg.objectives, cfg.seeds):
+            objective = get_objective(spec.name)
+            for hp in _grid(spec):
+                obj_params = {k: v for k, v in hp.items() if k not in ("learning_rate", "epochs")}
+                params = {
+                    "init": str(sft_dirs[init_name]),
+                    "pairs": str(pair_sets[pair_name]),
+                    "objective": spec.name,
+                    "hparams": hp,
+                    "seed": seed,
+                    "training": tcfg.model_dump(),
+                }
+                rows_path = pair_sets[pair_name]
+
+                def fit(
+                    d: Path,
+                    rows_path=rows_path,
+                    objective=objective,
+                    hp=hp,
+                    obj_params=obj_params,
+                    seed=seed,
+                    init=sft_dirs[init_name],
+                ) -> None:
+                    rows = _records(rows_path)
+                    if not objective.paired:
+                        rows = sdata.as_unpaired(rows)
+                    study.train(
+                        "preference",
+                        rows,
+                        init,
+                        d,
+                        objective=objective.name,
+                        objective_params=obj_params,
+                        learning_rate=hp["learning_rate"],
+                        epochs=hp["epochs"],
+                        seed=seed,
+                    )
+
+                path = study.stage(f"pref-{strategy}-{spec.name}", params, fit)
+                cell_id = f"{strategy}/{spec.name}/{_key(hp)}/s{seed}"
+                cells.append(Cell(cell_id, spec.name, strategy, hp, seed, init_name, path / "model"))
+
+    # 5. evaluation
+    from prefshift.study.evaluate import evaluate_cell
+
+    eval_spec = cfg.evaluation
+    tests = {d: load_split(world, d, "test")[: eval_spec.n_prompts] for d in domains}
+    results: dict[str, Path] = {}
+    for cell in cells:
+        params = {
+            "model": str(cell.model_dir),
+            "init": str(sft_dirs.get(cell.init, cell.model_dir)),
+            "eval": eval_spec.model_dump(),
+            "domains": domains,
+        }
+        results[cell.cell_id] = study.stage(
+            "eval",
+            params,
+            lambda d, cell=cell: evaluate_cell(
+                study, cell, sft_dirs.get(cell.init, cell.model_dir), tests, d
+            ),
+        )
+
+    # 6. tables, phenomena, report
+    from prefshift.study.results import write_results
+
+    study.timings["total_s"] = time.perf_counter() - t_start
+    summary = write_results(
+        study,
+        cells,
+        results,
+        {"source": source, "targets": targets},
+        precision=resolve_precision(tcfg.precision),
+    )
+    print(
+        f"\ntime: sampling {study.timings['sampling_s']:.1f}s, training {study.timings['training_s']:.1f}s, "
+        f"total {study.timings['total_s']:.1f}s (this run; cached stages cost nothing)"
+    )
+    return summary
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    return pd.read_parquet(path).to_dict("records")
+
+
+def _gold_scorer(examples: list[dict[str, Any]], texts: list[str]) -> list[float]:
+    return [gold_reward(ex["record"], t) for ex, t in zip(examples, texts, strict=True)]
+
+
+def _rm_scorer(model_dir: Path):
+    """Score (prompt, response) pairs with a Bradley–Terry reward model trained by prefshift."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from prefshift.data.tokenize import tokenize
+    from prefshift.training.trainer import reward_scores
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+
+    def score(examples: list[dict[str, Any]], texts: list[str]) -> list[float]:
+        rows = [
+            {"prompt": ex["prompt"], "completion": sdata.completion(t)}
+            for ex, t in zip(examples, texts, strict=True)
+        ]
+        ds = tokenize(datasets.Dataset.from_list(rows), tok, "sft")
+        return reward_scores(model, ds, tok.pad_token_id)[:, 0].tolist()
+
+    return score

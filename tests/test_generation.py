@@ -1,0 +1,225 @@
+"""Correctness of the sampling engine on a tiny random Llama (fp32 unless stated)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from prefshift.generation import Samples, SamplingParams, TransformersSampler, get_sampler
+from prefshift.generation.engine import _DecodeState, _plan_batches
+
+VOCAB = 97
+PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19]]  # different lengths -> left padding
+LIKELY, ALSO_LIKELY = 38, 63  # ~5 % and ~4 % of the tiny model's samples: used as EOS / stop tokens
+
+
+def tiny_model(eos_token_id: int | None = None) -> LlamaForCausalLM:
+    """2 layers, hidden 64, grouped-query attention; lm_head scaled so the next-token distribution is
+    peaked (entropy ~3 nats instead of ~ln 97) and top-k / top-p actually change it."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20)
+    model.generation_config.eos_token_id = eos_token_id
+    return model
+
+
+def expected_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """Reference sampling distribution, written independently of the engine (sort-based)."""
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    order = torch.argsort(probs, descending=True)
+    keep = torch.zeros_like(probs, dtype=torch.bool)
+    mass = 0.0
+    for rank, token in enumerate(order.tolist()):
+        if (top_k and rank >= top_k) or mass >= top_p:
+            break
+        keep[token] = True
+        mass += probs[token].item() / probs[order[: top_k or len(order)]].sum().item()
+    probs = torch.where(keep, probs, 0.0)
+    return probs / probs.sum()
+
+
+def chi2_critical(df: int, z: float = 3.0902) -> float:
+    """Upper chi-square quantile by the Wilson-Hilferty cube approximation (z = 3.09: alpha = 1e-3)."""
+    h = 2.0 / (9.0 * df)
+    return df * (1.0 - h + z * math.sqrt(h)) ** 3
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p"),
+    [(1.0, 0, 1.0), (0.7, 0, 1.0), (1.0, 10, 1.0), (0.8, 0, 0.6), (1.3, 20, 0.9)],
+)
+def test_samples_follow_the_processed_distribution(temperature: float, top_k: int, top_p: float) -> None:
+    model = tiny_model()
+    prompt = [3, 4, 5]
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt])).logits[0, -1]
+    probs = expected_probs(logits, temperature, top_k, top_p)
+    draws = 4000
+    params = SamplingParams(n=draws, temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=1, seed=7)
+    out = TransformersSampler(model, precision="fp32").generate([prompt], params)
+    counts = torch.bincount(torch.tensor([s.token_ids[0] for s in out]), minlength=VOCAB).double()
+
+    assert counts[probs == 0].sum() == 0, "sampled a token that top-k/top-p filtered out"
+    expected = probs * draws
+    big = expected >= 5  # chi-square needs expected counts >= 5; pool the rest into one bin
+    observed_bins = torch.cat([counts[big], counts[~big & (probs > 0)].sum().reshape(1)])
+    expected_bins = torch.cat([expected[big], expected[~big & (probs > 0)].sum().reshape(1)])
+    if expected_bins[-1] < 5:  # pooled tail too small: fold it into the smallest bin
+        observed_bins[-2] += observed_bins[-1]
+        expected_bins[-2] += expected_bins[-1]
+        observed_bins, expected_bins = observed_bins[:-1], expected_bins[:-1]
+    statistic = (((observed_bins - expected_bins) ** 2) / expected_bins).sum().item()
+    df = len(expected_bins) - 1
+    assert df >= 3
+    assert statistic < chi2_critical(df), f"chi2={statistic:.1f} with df={df}"
+
+
+def hf_greedy(model: LlamaForCausalLM, prompt: list[int], max_new_tokens: int) -> list[int]:
+    """HF reference on the unpadded prompt, cut after the first EOS (HF pads after it)."""
+    out = model.generate(
+        torch.tensor([prompt]), do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=0
+    )[0, len(prompt) :].tolist()
+    eos = model.generation_config.eos_token_id
+    return out[: out.index(eos) + 1] if eos in out else out
+
+
+def test_greedy_matches_hf_generate_with_left_padding_and_eos() -> None:
+    # Choose as EOS a token that greedy decoding of the first prompt emits mid-sequence, so at
+    # least one row stops early while the others keep going (exercises row dropping too).
+    free = TransformersSampler(tiny_model(), precision="fp32").generate(
+        PROMPTS, SamplingParams(temperature=0, max_new_tokens=16)
+    )
+    eos = free[0].token_ids[5]
+    model = tiny_model(eos_token_id=eos)
+    # max_batch_size=2: the three prompts span two decode batches.
+    sampler = TransformersSampler(model, precision="fp32", max_batch_size=2)
+    out = sampler.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=16))
+    assert out[0].finished and out[0].token_ids[-1] == eos
+    for i, prompt in enumerate(PROMPTS):
+        assert out[i].token_ids == hf_greedy(model, prompt, 16), f"prompt {i}"
+
+
+def test_logprobs_match_a_full_forward_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    compactions = []
+    keep = _DecodeState.keep
+    monkeypatch.setattr(_DecodeState, "keep", lambda self, index: compactions.append(index) or keep(self, index))
+    model = tiny_model(eos_token_id=LIKELY)  # some rows finish early and are dropped
+    params = SamplingParams(n=6, temperature=0.8, top_k=20, max_new_tokens=20, seed=3, return_logprobs=True)
+    out = TransformersSampler(model, precision="fp32").generate(PROMPTS, params)
+    assert any(s.finished for s in out) and not all(s.finished for s in out)
+    assert compactions, "finished rows were never dropped: the compacted-cache path is untested"
+    with torch.no_grad():
+        for s in out:
+            prompt = PROMPTS[s.prompt_index]
+            logits = model(torch.tensor([prompt + s.token_ids])).logits[0, len(prompt) - 1 : -1]
+            reference = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(s.token_ids)[:, None])[:, 0]
+            torch.testing.assert_close(torch.tensor(s.logprobs), reference, atol=1e-4, rtol=0)
+
+
+def test_seeds_and_prefix_sharing() -> None:
+    sampler = TransformersSampler(tiny_model(), precision="fp32")
+    params = SamplingParams(n=4, temperature=1.0, max_new_tokens=12, seed=11)
+    first, again = sampler.generate(PROMPTS, params), sampler.generate(PROMPTS, params)
+    other = sampler.generate(PROMPTS, SamplingParams(n=4, temperature=1.0, max_new_tokens=12, seed=12))
+    assert first.token_ids() == again.token_ids()
+    assert first.token_ids() != other.token_ids()
+    # Samples of one prompt differ from each other (the KV copies do not share randomness).
+    assert len({tuple(s.token_ids) for s in first.by_prompt()[0]}) > 1
+
+    greedy = SamplingParams(n=4, temperature=0, max_new_tokens=12)
+    shared = sampler.generate([PROMPTS[0]], greedy)
+    copies = sampler.generate([PROMPTS[0]] * 4, SamplingParams(temperature=0, max_new_tokens=12))
+    assert shared.token_ids() == copies.token_ids()
+
+
+def test_finished_rows_stop_at_eos() -> None:
+    eos, stop = LIKELY, ALSO_LIKELY
+    model = tiny_model(eos_token_id=eos)
+    params = SamplingParams(n=16, temperature=1.0, max_new_tokens=24, seed=5, stop_token_ids=[stop])
+    out = TransformersSampler(model, precision="fp32").generate(PROMPTS, params)
+    assert isinstance(out, Samples) and len(out) == 3 * 16
+    assert [len(group) for group in out.by_prompt()] == [16, 16, 16]
+    assert sum(s.finished for s in out) >= 5
+    for s in out:
+        ends = [k for k, tok in enumerate(s.token_ids) if tok in (eos, stop)]
+        if s.finished:
+            assert ends == [len(s.token_ids) - 1], "nothing may follow the stop token"
+        else:
+            assert ends == [] and len(s.token_ids) == params.max_new_tokens
+
+
+def test_string_prompts_and_text() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = [f"w{i}" for i in range(VOCAB)]
+    words[0], words[LIKELY] = "<pad>", "</s>"
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>")
+    sampler = get_sampler(tiny_model(), tokenizer, precision="fp32")
+    assert isinstance(sampler, TransformersSampler) and sampler.eos_token_ids == (LIKELY,)
+    out = sampler.generate(["w5 w6 w7", "w8"], SamplingParams(n=8, max_new_tokens=30, seed=0))
+    assert out.precision == "fp32" and out.backend == "transformers"
+    for s in out:
+        body = s.token_ids[:-1] if s.finished else s.token_ids
+        assert s.text == tokenizer.decode(body, skip_special_tokens=True)
+        assert "</s>" not in s.text
+    assert any(s.finished for s in out)
+
+
+def test_bf16_precision_is_recorded() -> None:
+    out = TransformersSampler(tiny_model(), precision="bf16").generate(
+        PROMPTS, SamplingParams(n=2, max_new_tokens=8, seed=0, return_logprobs=True)
+    )
+    assert out.precision == "bf16"
+    assert all(len(s.token_ids) == 8 and len(s.logprobs) == 8 for s in out)
+
+
+def test_failed_compile_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken_compile(fn: object, **kwargs: object) -> object:
+        def run(*args: object, **kw: object) -> object:
+            raise RuntimeError("no compiler")
+
+        return run
+
+    greedy = SamplingParams(temperature=0, max_new_tokens=10)
+    model = tiny_model()
+    eager = TransformersSampler(model, precision="fp32", compile=False).generate(PROMPTS, greedy)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with caplog.at_level("WARNING"):
+        fallback = TransformersSampler(model, precision="fp32", compile=True).generate(PROMPTS, greedy)
+    assert "falling back to eager" in caplog.text
+    assert fallback.token_ids() == eager.token_ids()
+
+
+def test_batch_size_follows_the_kv_budget() -> None:
+    model = tiny_model()
+    # 2 layers x 2 kv heads x 16 head dim x (keys + values) x 4 bytes = 512 bytes per cached token.
+    sampler = TransformersSampler(model, precision="fp32", kv_cache_budget_bytes=512 * 20 * 3)
+    assert sampler.rows_per_batch(max_prompt_len=12, max_new_tokens=8) == 3
+    assert TransformersSampler(model, precision="fp32", max_batch_size=2).rows_per_batch(12, 8) == 2
+    batches = _plan_batches([2, 5, 3], n=2, max_rows=4)
+    assert batches == [[(1, 0), (1, 1), (2, 0), (2, 1)], [(0, 0), (0, 1)]]
+    greedy = SamplingParams(n=2, temperature=0, max_new_tokens=8)
+    assert sampler.generate(PROMPTS, greedy).token_ids() == TransformersSampler(
+        model, precision="fp32"
+    ).generate(PROMPTS, greedy).token_ids()
+
+
+def test_vllm_backend_needs_a_path() -> None:
+    with pytest.raises(ValueError, match="path"):
+        get_sampler(tiny_model(), backend="vllm")
