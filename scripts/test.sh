@@ -5,8 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[test,diversity]" 2>&1 \
-  | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[test,diversity]" \
+  2> >(grep -v "^WARNING: Location" >&2)
+# headless Chromium renders the HTML report in a test (skipped when it cannot be installed)
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq chromium >/dev/null) 2>&1 | tail -2 || true
+fi
 .venv/bin/ruff check src tests benchmarks
 args=(-q)
 if [ "${CI:-}" = "true" ] && [ "$#" -eq 0 ]; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,6 +15,17 @@ from prefshift.generation.engine import _DecodeState, _plan_batches
 VOCAB = 97
 PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19]]  # different lengths -> left padding
 LIKELY, ALSO_LIKELY = 38, 63  # ~5 % and ~4 % of the tiny model's samples: used as EOS / stop tokens
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: the tiny model's ops are too small to split, and on a shared CPU a second
+    OpenMP thread waiting for a busy core turns every op into a scheduler time slice (tests went
+    from ~2 s to ~70 s under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny_model(eos_token_id: int | None = None) -> LlamaForCausalLM:
@@ -68,7 +80,9 @@ def test_samples_follow_the_processed_distribution(temperature: float, top_k: in
         logits = model(torch.tensor([prompt])).logits[0, -1]
     probs = expected_probs(logits, temperature, top_k, top_p)
     draws = 4000
-    params = SamplingParams(n=draws, temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=1, seed=7)
+    params = SamplingParams(
+        n=draws, temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=1, seed=7
+    )
     out = TransformersSampler(model, precision="fp32").generate([prompt], params)
     counts = torch.bincount(torch.tensor([s.token_ids[0] for s in out]), minlength=VOCAB).double()
 
@@ -108,6 +122,7 @@ def test_greedy_matches_hf_generate_with_left_padding_and_eos() -> None:
     sampler = TransformersSampler(model, precision="fp32", max_batch_size=2)
     out = sampler.generate(PROMPTS, SamplingParams(temperature=0, max_new_tokens=16))
     assert out[0].finished and out[0].token_ids[-1] == eos
+    assert model.config._attn_implementation == "sdpa"  # the engine's attention swap is undone
     for i, prompt in enumerate(PROMPTS):
         assert out[i].token_ids == hf_greedy(model, prompt, 16), f"prompt {i}"
 
@@ -115,7 +130,9 @@ def test_greedy_matches_hf_generate_with_left_padding_and_eos() -> None:
 def test_logprobs_match_a_full_forward_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     compactions = []
     keep = _DecodeState.keep
-    monkeypatch.setattr(_DecodeState, "keep", lambda self, index: compactions.append(index) or keep(self, index))
+    monkeypatch.setattr(
+        _DecodeState, "keep", lambda self, index: compactions.append(index) or keep(self, index)
+    )
     model = tiny_model(eos_token_id=LIKELY)  # some rows finish early and are dropped
     params = SamplingParams(n=6, temperature=0.8, top_k=20, max_new_tokens=20, seed=3, return_logprobs=True)
     out = TransformersSampler(model, precision="fp32").generate(PROMPTS, params)
@@ -189,7 +206,9 @@ def test_bf16_precision_is_recorded() -> None:
     assert all(len(s.token_ids) == 8 and len(s.logprobs) == 8 for s in out)
 
 
-def test_failed_compile_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_failed_compile_falls_back_to_eager(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken_compile(fn: object, **kwargs: object) -> object:
         def run(*args: object, **kw: object) -> object:
             raise RuntimeError("no compiler")
@@ -215,9 +234,10 @@ def test_batch_size_follows_the_kv_budget() -> None:
     batches = _plan_batches([2, 5, 3], n=2, max_rows=4)
     assert batches == [[(1, 0), (1, 1), (2, 0), (2, 1)], [(0, 0), (0, 1)]]
     greedy = SamplingParams(n=2, temperature=0, max_new_tokens=8)
-    assert sampler.generate(PROMPTS, greedy).token_ids() == TransformersSampler(
-        model, precision="fp32"
-    ).generate(PROMPTS, greedy).token_ids()
+    assert (
+        sampler.generate(PROMPTS, greedy).token_ids()
+        == TransformersSampler(model, precision="fp32").generate(PROMPTS, greedy).token_ids()
+    )
 
 
 def test_vllm_backend_needs_a_path() -> None:

@@ -54,10 +54,13 @@ def get_sampler(
     if backend == "vllm" or (backend == "auto" and is_path and vllm_available()):
         if not is_path:
             raise ValueError("the vLLM backend needs a model path or hub id, not an in-memory model")
-        return VLLMSampler(model, tokenizer if isinstance(tokenizer, str) else None, precision=precision, **kwargs)
+        return VLLMSampler(
+            model, tokenizer if isinstance(tokenizer, str) else None, precision=precision, **kwargs
+        )
     if is_path:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer or model) if not tokenizer or isinstance(tokenizer, str) else tokenizer
+        if tokenizer is None or isinstance(tokenizer, str):
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer or model)
         model = AutoModelForCausalLM.from_pretrained(model)
     return TransformersSampler(model, tokenizer, precision=precision, **kwargs)

@@ -52,12 +52,15 @@ DEFAULT_KV_CACHE_BUDGET_BYTES = 512 * 2**20
 # forward on the benchmark model (the MLP activations of a chunk stay in L2 cache).
 _PREFILL_CHUNK_TOKENS = 1024
 
-# Dropping finished rows copies the whole KV cache of the batch, which costs about this many
-# decode steps; rows are dropped once (dead rows x remaining steps) exceeds that cost.
-_COMPACTION_COST_STEPS = 2.0
+# Dropping finished rows copies the KV cache of the batch: measured 0.5-0.7 of a decode step on
+# the benchmark model (bf16, 64-256 rows). Rows are dropped once (dead rows x remaining steps)
+# exceeds this many full-batch steps, so a drop always pays for itself.
+_COMPACTION_COST_STEPS = 1.0
 
-# torch.compile of the decode step: off by default, measured on the 2-core AVX-512 CPU of the
-# benchmark (see benchmarks/bench_generate.py --compile).
+# torch.compile (decode step + dynamic-shape prefill), measured with benchmarks/bench_generate.py
+# --compile on the 2-core AVX-512-BF16 CPU, 1 thread: +17 % tokens/s for 64 prompts x 1 sample in
+# bf16, +4 % for 8 x 16, +3-6 % in fp32; but the first call spends 20-40 s compiling (inductor
+# caches it on disk) and new decode shapes can recompile. Off by default; worth it for long runs.
 _COMPILE_DEFAULT = False
 
 
@@ -67,7 +70,10 @@ def cpu_supports_bf16() -> bool:
     Without them bf16 matmuls are emulated and slower than fp32, so ``precision="auto"`` only picks
     bf16 when they exist.
     """
-    capabilities = torch.cpu.get_capabilities()
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.6
+    if get_capabilities is None:
+        return False
+    capabilities = get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
@@ -102,7 +108,6 @@ def _attention(
     attention_mask: torch.Tensor,
     scaling: float,
     dropout: float = 0.0,
-    kv_length: int | None = None,
     **kwargs: object,
 ) -> tuple[torch.Tensor, None]:
     """Attention for the engine's additive 4-D masks (``AttentionInterface`` signature).
@@ -110,8 +115,9 @@ def _attention(
     Prefill (several queries) goes to ``scaled_dot_product_attention``. A decode step (one query)
     is matmul-softmax-matmul with the query heads grouped per KV head, so grouped-query attention
     needs no ``repeat_kv`` copy of the cache, and the slow CPU flash kernel is avoided.
-    ``kv_length`` (passed through the decoder's kwargs) limits a decode step to the filled part
-    of the static cache, which is otherwise read in full at every step.
+    The whole static cache is read (its unfilled tail is masked): slicing it to the filled length
+    makes the bf16 batched matmul copy the slice first, measured 5x slower. ``dropout`` is ignored
+    (sampling runs in eval mode).
     """
     batch, heads, q_len, head_dim = query.shape
     kv_heads = key.shape[1]
@@ -124,8 +130,6 @@ def _attention(
             key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
         return out.transpose(1, 2), None
-    if kv_length is not None:
-        key, value, attention_mask = key[:, :, :kv_length], value[:, :, :kv_length], attention_mask[..., :kv_length]
     scores = torch.matmul(query.reshape(batch, kv_heads, groups, head_dim), key.transpose(-1, -2))
     scores = scores * scaling + attention_mask
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
@@ -171,14 +175,16 @@ class _CastingStaticLayer(StaticLayer):
 
     Under CPU autocast the model's keys leave RoPE in fp32 (cos/sin are fp32) while its values are
     bf16, and ``StaticLayer`` needs one dtype for both. Storing both in bf16 loses nothing: the
-    attention matmul casts them to bf16 under autocast anyway, and this way it reads half the bytes
-    and casts nothing per step.
+    attention matmul casts them to bf16 under autocast anyway, and this way each step reads half
+    the bytes and casts one new token instead of the whole cache.
     """
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return super().update(key_states.to(self.keys.dtype), value_states.to(self.values.dtype), *args, **kwargs)
+        return super().update(
+            key_states.to(self.keys.dtype), value_states.to(self.values.dtype), *args, **kwargs
+        )
 
 
 @dataclass
@@ -186,7 +192,7 @@ class _DecodeState:
     """Tensors of the rows still in the batch; all are re-indexed together on compaction."""
 
     cache: StaticCache
-    mask: torch.Tensor  # (rows, 1, 1, max_len) in the attention implementation's format
+    mask: torch.Tensor  # (rows, 1, 1, max_len) additive: 0 where visible, dtype min elsewhere
     positions: torch.Tensor  # (rows, 1) position id of the next token
     rows: torch.Tensor  # (rows,) index of each row in the output tensors
     alive: torch.Tensor  # (rows,) False once the row produced a stop token
@@ -216,8 +222,9 @@ class TransformersSampler:
         tokenizer: needed for string prompts and for ``Sample.text``; also a source of EOS ids.
         precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (bf16 when the hardware has
             native bf16 matmuls). The precision used is recorded in ``Samples.precision``.
-        compile: ``torch.compile`` the decode step; ``None`` uses the measured default. A failed
-            compilation logs a warning and falls back to eager.
+        compile: ``torch.compile`` the prefill and decode forwards; ``None`` uses the measured
+            default (off, see ``_COMPILE_DEFAULT``). A failed compilation logs a warning and falls
+            back to eager.
         kv_cache_budget_bytes: bytes of KV cache per decode batch; the number of rows follows.
         max_batch_size: manual cap on rows per decode batch (overrides the budget if smaller).
         show_progress: show a tqdm bar over decode steps.
@@ -244,11 +251,13 @@ class TransformersSampler:
         self.max_batch_size = max_batch_size
         self.show_progress = show_progress
         self._compile = _COMPILE_DEFAULT if compile is None else compile
-        self._compiled_step: Callable[..., torch.Tensor] | None = None
+        self._compiled: dict[str, Callable[..., torch.Tensor]] = {}
 
         config = model.config.get_text_config(decoder=True)
         if getattr(config, "attn_logit_softcapping", None):
-            raise NotImplementedError("attention logit soft-capping is not supported by the transformers engine")
+            raise NotImplementedError(
+                "attention logit soft-capping is not supported by the transformers engine"
+            )
         self._num_layers = config.num_hidden_layers
         self._kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         self._head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
@@ -315,7 +324,9 @@ class TransformersSampler:
                 _attention_implementation(self._decoder.config, _ATTENTION_NAME),
             ):
                 for pairs in batches:
-                    tokens, logprobs = self._generate_batch(prompt_ids, pairs, params, stop, generator, progress)
+                    tokens, logprobs = self._generate_batch(
+                        prompt_ids, pairs, params, stop, generator, progress
+                    )
                     for r, pair in enumerate(pairs):
                         outputs[pair] = (tokens[r], logprobs[r] if logprobs is not None else None)
         finally:
@@ -352,7 +363,9 @@ class TransformersSampler:
                 "sliding-window / hybrid attention layers are not supported by the transformers engine"
             )
         cache.layers = [_CastingStaticLayer(max_cache_len=max_len) for _ in cache.layers]
-        empty = torch.empty((rows, self._kv_heads, 0, self._head_dim), dtype=self._cache_dtype, device=self.device)
+        empty = torch.empty(
+            (rows, self._kv_heads, 0, self._head_dim), dtype=self._cache_dtype, device=self.device
+        )
         for layer in cache.layers:
             layer.lazy_initialization(empty, empty)
         return cache
@@ -369,7 +382,6 @@ class TransformersSampler:
         mask: torch.Tensor,
         positions: torch.Tensor,
         cache: StaticCache,
-        kv_length: int | None = None,
     ) -> torch.Tensor:
         """Decoder over ``input_ids`` writing into ``cache``; logits of the last position only."""
         hidden = self._decoder(
@@ -378,25 +390,42 @@ class TransformersSampler:
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
-            kv_length=kv_length,
         ).last_hidden_state
         return self._logits(hidden[:, -1])
 
-    def _step(
-        self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: StaticCache, length: int
+    # Two entry points with their own code objects, hence their own torch.compile caches: prefill
+    # shapes change with every batch (compiled with dynamic shapes), decode shapes only when rows
+    # are dropped or a new batch starts (left to automatic dynamic-shape detection).
+    def _prefill_forward(self, *args: torch.Tensor | StaticCache) -> torch.Tensor:
+        return self._forward(*args)
+
+    def _decode_forward(self, *args: torch.Tensor | StaticCache) -> torch.Tensor:
+        return self._forward(*args)
+
+    def _run(
+        self,
+        phase: str,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: StaticCache,
     ) -> torch.Tensor:
-        """One decode step; ``length`` is the cache length before it."""
+        """``_forward``, through ``torch.compile`` when enabled, falling back to eager if it fails."""
         if self._compile:
-            if self._compiled_step is None:
-                self._compiled_step = torch.compile(self._forward)
+            compiled = self._compiled.get(phase)
+            if compiled is None:
+                fn = self._prefill_forward if phase == "prefill" else self._decode_forward
+                compiled = torch.compile(fn, dynamic=True if phase == "prefill" else None)
+                self._compiled[phase] = compiled
+            length = int(cache.layers[0].cumulative_length)
             try:
-                return self._compiled_step(input_ids, mask, positions, cache, length + 1)
+                return compiled(input_ids, mask, positions, cache)
             except Exception as exc:  # noqa: BLE001 - any compiler failure must fall back, not abort a run
-                logger.warning("torch.compile of the decode step failed (%s); falling back to eager", exc)
+                logger.warning("torch.compile failed (%s); falling back to eager", exc)
                 self._compile = False
-                for layer in cache.layers:  # undo a partial step
+                for layer in cache.layers:  # undo a partially run forward
                     layer.cumulative_length.fill_(length)
-        return self._forward(input_ids, mask, positions, cache, length + 1)
+        return self._forward(input_ids, mask, positions, cache)
 
     def _prefill(
         self, input_ids: torch.Tensor, valid: torch.Tensor, row_prompt: torch.Tensor, cache: StaticCache
@@ -422,9 +451,11 @@ class TransformersSampler:
             mask = mask.masked_fill_(~allowed, hidden)[:, None]
             positions = (chunk_valid.long().cumsum(-1) - 1).clamp(min=0)
             prompt_cache = self._new_cache(stop - start, length)
-            logits.append(self._forward(input_ids[start:stop], mask, positions, prompt_cache))
+            logits.append(self._run("prefill", input_ids[start:stop], mask, positions, prompt_cache))
 
-            first, last = torch.searchsorted(row_prompt, torch.tensor([start, stop], device=self.device)).tolist()
+            first, last = torch.searchsorted(
+                row_prompt, torch.tensor([start, stop], device=self.device)
+            ).tolist()
             local = row_prompt[first:last] - start
             one_row_each = last - first == stop - start  # n == 1: rows are the prompts, in order
             for src, dst in zip(prompt_cache.layers, cache.layers, strict=True):
@@ -462,7 +493,9 @@ class TransformersSampler:
         cache = self._new_cache(rows, prompt_len + steps)
         logits = self._prefill(input_ids, valid, row_prompt, cache).index_select(0, row_prompt)
         row_valid = valid.index_select(0, row_prompt)
-        mask = torch.full((rows, 1, 1, prompt_len + steps), torch.finfo(self._cache_dtype).min, dtype=self._cache_dtype)
+        mask = torch.full(
+            (rows, 1, 1, prompt_len + steps), torch.finfo(self._cache_dtype).min, dtype=self._cache_dtype
+        )
         mask[:, 0, 0, :prompt_len].masked_fill_(row_valid, 0.0)
         state = _DecodeState(
             cache=cache,
@@ -499,7 +532,7 @@ class TransformersSampler:
                 state.keep(index)
                 tokens = tokens.index_select(0, index)
             state.mask[:, 0, 0, prompt_len + t] = 0.0
-            logits = self._step(tokens[:, None], state.mask, state.positions, state.cache, prompt_len + t)
+            logits = self._run("decode", tokens[:, None], state.mask, state.positions, state.cache)
             state.positions += 1
 
         return out_tokens.tolist(), out_logprobs.tolist() if out_logprobs is not None else None

@@ -54,10 +54,10 @@ class VLLMSampler:
         dtype = {"auto": "auto", "bf16": "bfloat16", "fp32": "float32"}[precision]
         self._vllm = vllm
         self.llm = vllm.LLM(model=model, tokenizer=tokenizer, dtype=dtype, **llm_kwargs)
-        model_dtype = str(self.llm.llm_engine.model_config.dtype)
-        self.precision = {"torch.bfloat16": "bf16", "torch.float16": "fp16", "torch.float32": "fp32"}.get(
-            model_dtype, model_dtype
-        )
+        model_config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        model_dtype = str(getattr(model_config, "dtype", dtype))
+        names = {"torch.bfloat16": "bf16", "torch.float16": "fp16", "torch.float32": "fp32"}
+        self.precision = names.get(model_dtype, model_dtype)
 
     def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], params: SamplingParams) -> Samples:
         """Sample ``params.n`` continuations per prompt with one ``LLM.generate`` call."""
@@ -82,7 +82,9 @@ class VLLMSampler:
                 token_ids = list(completion.token_ids)
                 logprobs = None
                 if params.return_logprobs:
-                    logprobs = [step[tok].logprob for step, tok in zip(completion.logprobs, token_ids, strict=True)]
+                    logprobs = [
+                        step[tok].logprob for step, tok in zip(completion.logprobs, token_ids, strict=True)
+                    ]
                 samples.append(
                     Sample(i, j, token_ids, completion.text, logprobs, completion.finish_reason == "stop")
                 )

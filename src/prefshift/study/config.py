@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prefshift.judging import LLMJudgeConfig
 from prefshift.objectives import REGISTRY
 
 STRATEGIES = ("source_only", "direct", "mix_sft", "target_sft", "pseudo_label", "pseudo_judge")
@@ -91,9 +92,10 @@ class PseudoLabelSpec(Strict):
     )
     teacher_quality: float = Field(0.8, ge=0, le=1, description="quality knob of the oracle teacher")
     rejected: Literal["reference", "student"] = "reference"
-    labeller: Literal["reward_model", "gold"] = Field(
+    labeller: Literal["reward_model", "gold", "llm_judge"] = Field(
         "reward_model", description="who ranks the student's samples in the judging form"
     )
+    judge: LLMJudgeConfig | None = Field(None, description="OpenAI-compatible endpoint for labeller=llm_judge")
     min_margin: float = Field(
         0.0, ge=0, description="judging form: drop pairs whose score margin is below this"
     )
@@ -104,8 +106,9 @@ class PseudoLabelSpec(Strict):
 class TrainingSpec(Strict):
     """Training budget of the SFT and reward-model stages; preference cells take theirs from the grid."""
 
-    sft_epochs: float = Field(3.0, gt=0)
-    sft_lr: float = Field(2e-3, gt=0)
+    sft_epochs: float = Field(8.0, gt=0)
+    sft_lr: float = Field(3e-3, gt=0)
+    sft_batch_size: int = Field(32, gt=0)
     reward_epochs: float = Field(2.0, gt=0)
     reward_lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(16, gt=0)
@@ -157,6 +160,8 @@ class StudyConfig(Strict):
                 raise ValueError(f"unknown domain {d!r} for task {self.task!r}; valid: {valid}")
         if self.source in self.targets:
             raise ValueError(f"the source domain {self.source!r} cannot also be a target")
+        if "pseudo_judge" in self.strategies and self.pseudo_label.labeller == "llm_judge" and not self.pseudo_label.judge:
+            raise ValueError("pseudo_label.judge: labeller 'llm_judge' needs an endpoint config (base_url, model)")
         if not self.objectives:
             raise ValueError("objectives: give at least one objective")
         return self

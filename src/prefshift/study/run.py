@@ -132,13 +132,13 @@ class Study:
 
     # -- training ---------------------------------------------------------------------------------
     def train(self, kind: str, rows: list[dict[str, Any]], init: Path, out: Path, **kw: Any) -> None:
+        kw.setdefault("batch_size", self.cfg.training.batch_size)
         with self.timed("training"):
             train(
                 kind,
                 datasets.Dataset.from_list(rows),
                 init,
                 out,
-                batch_size=self.cfg.training.batch_size,
                 precision=self.cfg.training.precision,
                 cache_dir=self.cache / "reference",
                 **kw,
@@ -185,7 +185,7 @@ def run_study(config: str | Path | StudyConfig, out: str | Path | None = None) -
     # 2. SFT stages (target data: the first target; a multi-target study adapts to its first target)
     tgt = targets[0]
     sft_dirs: dict[str, Path] = {"base": pretrained, "sft_source": sft_source}
-    sft_kw = dict(learning_rate=tcfg.sft_lr, epochs=tcfg.sft_epochs, seed=seed0)
+    sft_kw = dict(learning_rate=tcfg.sft_lr, epochs=tcfg.sft_epochs, seed=seed0, batch_size=tcfg.sft_batch_size)
 
     def sft_stage(name: str, rows_fn) -> Path:
         params = {"world": world.name, "target": tgt, "training": tcfg.model_dump(), "name": name}
@@ -248,7 +248,12 @@ def run_study(config: str | Path | StudyConfig, out: str | Path | None = None) -
             scorer_dir = rm_dir / "model"
 
         def make_judged(d: Path) -> None:
-            score = _gold_scorer if scorer_dir is None else _rm_scorer(scorer_dir)
+            if labeller == "llm_judge":
+                from prefshift.judging import LLMJudge, make_labeller
+
+                score = make_labeller(LLMJudge(cfg.pseudo_label.judge), seed=seed0)
+            else:
+                score = _gold_scorer if scorer_dir is None else _rm_scorer(scorer_dir)
             pairs = sdata.teacher_judging(
                 tgt_train[tgt], cfg.pseudo_label, study.sample_texts(sft_source), score, seed0
             )

@@ -1,0 +1,142 @@
+"""New tokens/s of prefshift's transformers engine vs Hugging Face ``generate``.
+
+Fixed benchmark model: ``LlamaConfig(vocab_size=2048, hidden_size=256, intermediate_size=1024,
+num_hidden_layers=4, num_attention_heads=4)`` (~5.3M params, random init), 64-token prompts,
+32 new tokens, temperature 1.0, no top-k / top-p. Cases: 64 prompts x 1 sample, and 8 prompts x
+16 samples (HF: ``num_return_sequences=16``).
+
+EOS is removed from the model's generation config so that both contenders always generate all
+32 tokens. Both run under the same precision (bf16 autocast, or fp32). Contenders alternate within
+each repetition (the order flips every repetition) because other jobs share the CPU; the median
+of the repetitions after a warm-up is reported, and the ratio is what to compare across runs.
+
+Output: one line per case and precision, then ``speedup_vs_hf_n16=<x>`` (16-samples case) and,
+last, ``speedup_vs_hf=<x>`` (batch-64 case), both in the default precision.
+
+Usage: python benchmarks/bench_generate.py [--quick] [--reps N] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from prefshift.generation import SamplingParams, TransformersSampler
+from prefshift.generation.engine import resolve_precision
+
+PROMPT_LEN = 64
+NEW_TOKENS = 32
+CASES = {"batch64": (64, 1), "n16": (8, 16)}  # name -> (prompts, samples per prompt)
+
+
+def build_model() -> LlamaForCausalLM:
+    """The fixed benchmark model, random init, with EOS disabled for both contenders."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=2048, hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4
+    )
+    model = LlamaForCausalLM(config).eval()
+    model.generation_config.eos_token_id = None
+    return model
+
+
+def hf_runner(model: LlamaForCausalLM, prompts: torch.Tensor, n: int, precision: str) -> Callable[[], None]:
+    """HF ``generate`` with pure ancestral sampling at temperature 1."""
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+    def run() -> None:
+        with torch.no_grad(), autocast:
+            model.generate(
+                prompts,
+                attention_mask=torch.ones_like(prompts),
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=NEW_TOKENS,
+                num_return_sequences=n,
+                pad_token_id=0,
+            )
+
+    return run
+
+
+def prefshift_runner(sampler: TransformersSampler, prompts: torch.Tensor, n: int) -> Callable[[], None]:
+    """prefshift's engine with the same sampling setup."""
+    ids = prompts.tolist()
+    params = SamplingParams(n=n, temperature=1.0, max_new_tokens=NEW_TOKENS, seed=0)
+
+    def run() -> None:
+        out = sampler.generate(ids, params)
+        assert all(len(s.token_ids) == NEW_TOKENS for s in out)
+
+    return run
+
+
+def time_alternating(runners: dict[str, Callable[[], None]], reps: int) -> dict[str, float]:
+    """Median seconds per call of each runner; runners alternate, order flipping every repetition."""
+    for run in runners.values():  # warm-up (allocator, oneDNN kernels, compilation)
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    names = list(runners)
+    for rep in range(reps):
+        for name in names if rep % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            runners[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="few repetitions, default precision only")
+    parser.add_argument("--reps", type=int, default=None, help="timed repetitions per contender")
+    parser.add_argument("--compile", action="store_true", help="also time the engine with torch.compile")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (1 is steadier on a shared CPU)"
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    reps = args.reps or (3 if args.quick else 9)
+
+    model = build_model()
+    default_precision, _ = resolve_precision("auto", model)
+    precisions = (
+        [default_precision] if args.quick else list(dict.fromkeys([default_precision, "bf16", "fp32"]))
+    )
+    generator = torch.Generator().manual_seed(1)
+    speedups: dict[tuple[str, str], float] = {}
+    print(f"threads={torch.get_num_threads()} default_precision={default_precision} reps={reps}")
+    for precision in precisions:
+        samplers = {"prefshift": TransformersSampler(model, precision=precision, compile=False)}
+        if args.compile:
+            samplers["prefshift+compile"] = TransformersSampler(model, precision=precision, compile=True)
+        for case, (num_prompts, n) in CASES.items():
+            prompts = torch.randint(
+                3, model.config.vocab_size, (num_prompts, PROMPT_LEN), generator=generator
+            )
+            runners = {name: prefshift_runner(s, prompts, n) for name, s in samplers.items()}
+            runners["hf"] = hf_runner(model, prompts, n, precision)
+            medians = time_alternating(runners, reps)
+            tokens = num_prompts * n * NEW_TOKENS
+            rates = " ".join(f"{name}_tok_s={tokens / t:.0f}" for name, t in medians.items())
+            ratios = " ".join(
+                f"ratio_{name}={medians['hf'] / t:.2f}" for name, t in medians.items() if name != "hf"
+            )
+            print(f"case={case} precision={precision} {rates} {ratios}", flush=True)
+            speedups[(case, precision)] = medians["hf"] / medians["prefshift"]
+    print(f"speedup_vs_hf_n16={speedups[('n16', default_precision)]:.2f}")
+    print(f"speedup_vs_hf={speedups[('batch64', default_precision)]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
