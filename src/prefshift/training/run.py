@@ -71,6 +71,8 @@ def training_args(
         bf16=resolve_precision(precision) == "bf16",
         use_cpu=not torch.cuda.is_available(),
         train_sampling_strategy="group_by_length",
+        # one fused kernel instead of a loop over parameter tensors: ~3x cheaper optimizer step on CPU
+        optim="adamw_torch_fused",
         logging_steps=logging_steps,
         save_strategy=save_strategy,
         report_to=[],
