@@ -114,7 +114,6 @@ def test_bad_config_names_the_field(tmp_path) -> None:
     assert "strategis" in msg
 
 
-@pytest.mark.slow
 def test_killed_study_resumes_without_recomputing(quick_world, tmp_path) -> None:
     reference = run_study(tiny_config(quick_world, tmp_path / "clean"))
     cfg = tiny_config(quick_world, tmp_path / "killed")
