@@ -39,7 +39,7 @@ def _frame(cells, results: dict[str, Path], roles: dict[str, str]) -> tuple[pd.D
 
 def _vs_init(table: pd.DataFrame, samples: pd.DataFrame, bootstrap_seed: int) -> pd.Series:
     """Win rate of each cell against its own SFT initialisation, prompt by prompt, judged by gold."""
-    ev = samples[samples.purpose == "eval"].set_index(["cell_id", "domain", "prompt_id"])["gold"]
+    ev = samples[samples.purpose == "eval"].set_index(["cell_id", "domain", "prompt_id"])["gold"].sort_index()
     out = []
     for row in table.itertuples():
         if row.init == row.cell_id:
