@@ -24,10 +24,8 @@ from prefshift.runinfo import atomic_write_json
 from prefshift.training.reference import compute_logps
 
 
-def sequence_logps(model_dir: Path, prompts: list[str], completions: list[list[int]]) -> np.ndarray:
+def sequence_logps(model, tok, prompts: list[str], completions: list[list[int]]) -> np.ndarray:
     """log π(completion | prompt) in fp32 for token-level completions (the sampler's own token ids)."""
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     rows = [
         {"prompt_ids": encode(tok, p), "completion_ids": [c], "length": len(c)}
         for p, c in zip(prompts, completions, strict=True)
@@ -40,7 +38,11 @@ def sequence_logps(model_dir: Path, prompts: list[str], completions: list[list[i
 def evaluate_cell(study, cell, init_dir: Path, tests: dict[str, list[dict[str, Any]]], out: Path) -> None:
     spec = study.cfg.evaluation
     seed = cell.seed
-    vocab = len(AutoTokenizer.from_pretrained(str(cell.model_dir)))
+    tok = AutoTokenizer.from_pretrained(str(cell.model_dir))
+    vocab = len(tok)
+    # loaded once per cell (not per domain): the KL needs both the policy and its SFT initialisation
+    policy_model = AutoModelForCausalLM.from_pretrained(str(cell.model_dir))
+    init_model = AutoModelForCausalLM.from_pretrained(str(init_dir))
     metrics: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = []
     for domain, examples in tests.items():
@@ -94,8 +96,8 @@ def evaluate_cell(study, cell, init_dir: Path, tests: dict[str, list[dict[str, A
             flat_prompts = [p for p in div_prompts for _ in range(spec.diversity_samples)]
             token_ids = samples.token_ids()
             with study.timed("kl"):
-                policy = sequence_logps(cell.model_dir, flat_prompts, token_ids)
-                ref = sequence_logps(init_dir, flat_prompts, token_ids)
+                policy = sequence_logps(policy_model, tok, flat_prompts, token_ids)
+                ref = sequence_logps(init_model, tok, flat_prompts, token_ids)
             groups = np.repeat(np.arange(len(div_prompts)), spec.diversity_samples)
             kl = kl_estimate(policy, ref, np.array([len(t) for t in token_ids]), groups=groups)
             m.update(
