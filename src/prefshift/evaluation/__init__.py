@@ -4,7 +4,9 @@
   ties excluded / counted as half, with a bootstrap CI;
 * ``diversity`` — EAD, distinct-n, self-BLEU, SBERT and NLI diversity over K samples per prompt;
 * ``kl`` — sample-based KL(π ‖ π_ref) on the policy's own samples (k1 / k3);
-* ``lengths`` — response-length statistics and the share cut off at ``max_new_tokens``.
+* ``lengths`` — response-length statistics and the share cut off at ``max_new_tokens``;
+* ``length_control`` — length-controlled win rate (AlpacaEval-LC): the win rate with the judge's
+  length preference regressed out.
 
 Example:
     >>> wr = win_rate(policy_gold, reference_gold, rng_seed=0)
@@ -27,6 +29,11 @@ from prefshift.evaluation.diversity import (
     self_bleu,
 )
 from prefshift.evaluation.kl import KLEstimate, kl_estimate, kl_estimate_from_tokens
+from prefshift.evaluation.length_control import (
+    LCWinRate,
+    length_controlled_win_rate,
+    preferences_from_outcomes,
+)
 from prefshift.evaluation.lengths import length_summary, word_counts
 from prefshift.evaluation.winrate import (
     JudgeFn,
@@ -42,6 +49,7 @@ __all__ = [
     "Encoder",
     "JudgeFn",
     "KLEstimate",
+    "LCWinRate",
     "NLIFn",
     "Verdict",
     "WinRate",
@@ -53,9 +61,11 @@ __all__ = [
     "judge_pairwise",
     "kl_estimate",
     "kl_estimate_from_tokens",
+    "length_controlled_win_rate",
     "length_summary",
     "minilm_encoder",
     "nli_diversity",
+    "preferences_from_outcomes",
     "sbert_diversity",
     "self_bleu",
     "win_rate",
