@@ -7,9 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
-from prefshift.generation import Samples, SamplingParams, TransformersSampler, get_sampler
+from prefshift.generation import Samples, SamplingParams, TransformersSampler, engine, get_sampler
 from prefshift.generation.engine import _DecodeState, _plan_batches
 
 VOCAB = 97
@@ -144,6 +151,63 @@ def test_logprobs_match_a_full_forward_pass(monkeypatch: pytest.MonkeyPatch) -> 
             logits = model(torch.tensor([prompt + s.token_ids])).logits[0, len(prompt) - 1 : -1]
             reference = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(s.token_ids)[:, None])[:, 0]
             torch.testing.assert_close(torch.tensor(s.logprobs), reference, atol=1e-4, rtol=0)
+
+
+def test_last_layer_prefill_skip_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last layer prefills the last prompt position only (its K/V for the others come from the
+    pre-hook): greedy tokens and log-probs must equal those of the full prefill, with left padding."""
+    model = tiny_model(eos_token_id=LIKELY)
+    last = model.model.layers[-1]
+    mlp_lengths: list[int] = []
+    last.mlp.register_forward_hook(lambda module, args, out: mlp_lengths.append(args[0].shape[1]))
+    cases = [
+        SamplingParams(n=2, temperature=0, max_new_tokens=12, return_logprobs=True),
+        SamplingParams(n=3, temperature=1.0, max_new_tokens=12, seed=4, return_logprobs=True),
+    ]
+    skipped = [TransformersSampler(model, precision="fp32").generate(PROMPTS, p) for p in cases]
+    assert mlp_lengths and max(mlp_lengths) == 1, "the last layer's MLP ran on prompt positions"
+    assert not last._forward_pre_hooks, "the pre-hook outlived the call"
+
+    monkeypatch.setattr(engine, "_LLAMA_LIKE_LAYERS", ())
+    mlp_lengths.clear()
+    full = [TransformersSampler(model, precision="fp32").generate(PROMPTS, p) for p in cases]
+    assert max(mlp_lengths) > 1
+    for fast, reference in zip(skipped, full, strict=True):
+        assert fast.token_ids() == reference.token_ids()
+        for a, b in zip(fast, reference, strict=True):
+            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "mistral"])
+def test_greedy_matches_hf_generate_on_other_llama_like_families(family: str) -> None:
+    """Qwen2 (biased q/k/v projections) and Mistral also get the last-layer prefill skip."""
+    torch.manual_seed(0)
+    shape = dict(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    if family == "qwen2":
+        model = Qwen2ForCausalLM(Qwen2Config(**shape, use_sliding_window=False)).eval()
+    else:
+        model = MistralForCausalLM(MistralConfig(**shape, sliding_window=None)).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20)
+    model.generation_config.eos_token_id = None
+    mlp_lengths: list[int] = []
+    model.model.layers[-1].mlp.register_forward_hook(
+        lambda module, args, out: mlp_lengths.append(args[0].shape[1])
+    )
+    out = TransformersSampler(model, precision="fp32").generate(
+        PROMPTS, SamplingParams(temperature=0, max_new_tokens=10)
+    )
+    assert max(mlp_lengths) == 1, "the last-layer prefill skip was not applied"
+    for i, prompt in enumerate(PROMPTS):
+        assert out[i].token_ids == hf_greedy(model, prompt, 10), f"prompt {i}"
 
 
 def test_seeds_and_prefix_sharing() -> None:
