@@ -18,6 +18,7 @@ from prefshift.generation.engine import TransformersSampler
 from prefshift.stages import read_events
 from prefshift.study.config import load_config
 from prefshift.study.run import run_study
+from prefshift.world.build import load_split
 
 
 def tiny_config(world: Path, out: Path, **over) -> Path:
@@ -138,3 +139,83 @@ def test_killed_study_resumes_without_recomputing(quick_world, tmp_path) -> None
     assert not (recomputed & finished), f"recomputed finished stages: {recomputed & finished}"
     assert {e["stage"] for e in after if e["event"] == "hit"} >= finished
     pd.testing.assert_frame_equal(reference, resumed)
+
+
+def test_grid_computes_reference_once_and_answers_robustness(quick_world, tmp_path) -> None:
+    out = tmp_path / "grid"
+    grid = [
+        {"name": "dpo", "grid": {"beta": [0.1, 0.5]}, "learning_rate": [1e-4, 3e-4]},
+        {"name": "ipo", "grid": {"beta": [0.1, 0.5]}, "learning_rate": [1e-4]},
+    ]
+    run_study(
+        tiny_config(
+            quick_world,
+            out,
+            objectives=grid,
+            strategies=["source_only"],
+            preference_data={"n_prompts": 64},
+            evaluation={"n_prompts": 8, "diversity_prompts": 0, "bootstrap": 10, "sbert": False},
+        )
+    )
+    timings = json.loads((out / "results" / "study.json").read_text())["timings"]
+    # six cells, one SFT model, one pair set: one reference pass, five cache hits
+    assert timings["reference_logps_computed"] == 1 and timings["reference_logps_reused"] == 5
+    robustness = pd.read_csv(out / "report" / "robustness.csv").set_index("objective")
+    assert robustness.loc["dpo", "n_settings"] == 4 and robustness.loc["ipo", "n_settings"] == 2
+    assert "Least likely to hurt without tuning: source_only + " in (out / "report" / "summary.md").read_text()
+
+
+def test_multi_target_sequential_sft(quick_world, tmp_path) -> None:
+    """Two targets adapt together (interleaved train data); sequential SFT chains target → source."""
+    from prefshift.study.data import interleave
+
+    assert [r["i"] for r in interleave([[{"i": 0}, {"i": 2}], [{"i": 1}]])] == [0, 1, 2]
+    out = tmp_path / "multi"
+    run_study(
+        tiny_config(
+            quick_world,
+            out,
+            targets=["news", "email"],
+            strategies=["sequential_sft"],
+            baselines=["sft_source", "sft_target"],
+            preference_data={"n_prompts": 48},
+            evaluation={"n_prompts": 8, "diversity_prompts": 0, "bootstrap": 10, "sbert": False},
+        )
+    )
+    cells = pd.read_parquet(out / "results" / "cells.parquet")
+    assert set(cells.domain) == {"forum", "news", "email"}
+    assert set(cells.strategy) == {"sequential_sft", "sft_sequential", "sft_source", "sft_target"}
+    stages = out / "stages"
+    (seq,) = [json.loads((d / "manifest.json").read_text()) for d in stages.glob("sft_sequential-*")]
+    (tgt,) = list(stages.glob("sft_target-*"))
+    assert seq["config"]["model"] == str(tgt / "model")  # the second SFT stage starts from target SFT
+    assert seq["config"]["rows"] == len(load_split(quick_world, "forum", "train"))
+
+
+def test_ray_executor_gives_the_local_table(quick_world, tmp_path) -> None:
+    """Grid cells and evaluations on a local Ray cluster (2 CPU workers): the same table as in-process."""
+    import torch
+
+    pytest.importorskip("ray")
+    grid = [{"name": "dpo", "grid": {"beta": [0.1, 0.5]}, "learning_rate": [1e-4]}]
+    common = dict(
+        objectives=grid,
+        strategies=["source_only"],
+        preference_data={"n_prompts": 48},
+        evaluation={"n_prompts": 8, "diversity_prompts": 2, "diversity_samples": 3, "bootstrap": 10, "sbert": False},
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the Ray workers run one thread each: same arithmetic, same numbers
+    try:
+        run_study(tiny_config(quick_world, tmp_path / "local", **common))
+    finally:
+        torch.set_num_threads(threads)
+    run_study(tiny_config(quick_world, tmp_path / "ray", execution={"backend": "ray", "num_cpus": 2}, **common))
+    cols = ["cell_id", "domain", "win_rate", "gold_mean", "length_mean", "kl_seq", "ead"]
+    local = pd.read_parquet(tmp_path / "local" / "results" / "cells.parquet")[cols]
+    remote = pd.read_parquet(tmp_path / "ray" / "results" / "cells.parquet")[cols]
+    pd.testing.assert_frame_equal(local, remote)
+    events = read_events(tmp_path / "ray" / "stages")
+    assert sum(e["stage"].startswith("pref-") and e["event"] == "miss" for e in events) == 2
+    reference = read_events(tmp_path / "ray" / "stages" / "reference")
+    assert [e["event"] for e in reference].count("miss") == 1  # the parallel cells shared one reference pass

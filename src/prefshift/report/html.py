@@ -39,7 +39,7 @@ img { max-width: 100%; height: auto; display: block; margin: 0.5rem 0; }
 p.lead { font-size: 1.05rem; background: #f7f9fc; padding: 0.8rem; border-left: 4px solid #4477aa; }
 .note { color: #555; font-size: 0.9rem; }
 """
-RESULT_CLASS = {"holds": "holds", "does not hold": "fails", MISSING: "undecided"}
+RESULT_CLASS = {"holds": "holds", "does not hold": "fails", "within noise": "undecided", MISSING: "undecided"}
 REPORT_PACKAGES = ("prefshift", "pandas", "numpy", "matplotlib", "pyarrow")
 
 

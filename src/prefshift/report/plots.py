@@ -307,9 +307,11 @@ def rounds_figure(rounds: pd.DataFrame) -> str:
     """Per-round win rate, gain and boundary score of every data schedule (BS = 0.5 is the switch)."""
     fig = Figure(figsize=(11, 3.4), layout="constrained")
     axes = fig.subplots(1, 3)
-    for i, (schedule, group) in enumerate(rounds.sort_values("round").groupby("schedule", sort=False)):
+    keys = ["objective", "schedule"] if "objective" in rounds and rounds["objective"].nunique() > 1 else ["schedule"]
+    for i, (values, group) in enumerate(rounds.sort_values("round").groupby(keys, sort=False)):
         colour = PALETTE[i % len(PALETTE)]
-        axes[0].plot(group["round"], group["win_rate"], marker="o", color=colour, label=schedule)
+        label = " ".join(values) if isinstance(values, tuple) else values
+        axes[0].plot(group["round"], group["win_rate"], marker="o", color=colour, label=label)
         for data, marker in (("static", "o"), ("on_policy", "s")):
             chosen = group[group["data"] == data]
             axes[1].scatter(chosen["round"], chosen["gain"], marker=marker, color=colour)

@@ -129,6 +129,8 @@ def _domains(cells: pd.DataFrame, study: dict[str, Any]) -> tuple[str, tuple[str
 
 def seed_means(cells: pd.DataFrame) -> pd.DataFrame:
     """Average the metrics of every setting × domain over its seeds; ``n_seeds`` says over how many."""
+    # metrics a study did not measure (e.g. diversity and KL with evaluation.diversity_prompts: 0) are n/a
+    cells = cells.assign(**{m: float("nan") for m in METRICS if m not in cells})
     groups = cells.groupby([*SETTING, "domain", "role"], sort=False)
     out = groups[list(METRICS)].mean()
     out["n_seeds"] = groups["seed"].nunique()
@@ -238,7 +240,7 @@ def phenomena_table(study: dict[str, Any]) -> pd.DataFrame:
         {
             "id": p.get("id", ""),
             "claim": p.get("claim", ""),
-            "result": verdict[p.get("holds")],
+            "result": p.get("verdict", verdict[p.get("holds")]),
             "evidence": p.get("evidence", ""),
         }
         for p in study.get("phenomena", [])
@@ -246,28 +248,37 @@ def phenomena_table(study: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "claim", "result", "evidence"])
 
 
+def _round_keys(rounds: pd.DataFrame) -> list[str]:
+    """Rounds of different objectives are separate experiments: never average across them."""
+    return ["objective"] if "objective" in rounds else []
+
+
 def round_table(rounds: pd.DataFrame) -> pd.DataFrame:
-    """Per round: mean gain with static and with on-policy data, their ratio, mean boundary score.
+    """Per (objective and) round: mean gain with static and with on-policy data, their ratio, mean BS.
 
     The effectiveness ratio (on-policy gain / static gain) is what shows the stage boundary: it
     should rise above 1 once the policy has left the preference-injection stage.
     """
-    gains = rounds.pivot_table(index="round", columns="data", values="gain", aggfunc="mean")
+    index = [*_round_keys(rounds), "round"]
+    gains = rounds.pivot_table(index=index, columns="data", values="gain", aggfunc="mean")
     out = gains.reindex(columns=["static", "on_policy"]).add_suffix("_gain")
     out.columns.name = None
     static = out["static_gain"].where(out["static_gain"] != 0)
     out["effectiveness_ratio"] = out["on_policy_gain"] / static
-    out["boundary_score"] = rounds.groupby("round")["boundary_score"].mean()
+    out["boundary_score"] = rounds.groupby(index)["boundary_score"].mean()
+    if "bs_cost_epochs" in rounds:  # the BS measurement's wall time in training epochs of that round
+        out["bs_cost_epochs"] = rounds.groupby(index)["bs_cost_epochs"].mean()
     return out.reset_index()
 
 
 def schedule_table(rounds: pd.DataFrame) -> pd.DataFrame:
-    """Per data schedule: rounds run, on-policy rounds among them, final win rate, summed gain."""
+    """Per (objective and) data schedule: rounds run, on-policy rounds, final win rate, summed gain."""
     rows = []
-    for schedule, group in rounds.sort_values("round").groupby("schedule", sort=False):
+    keys = [*_round_keys(rounds), "schedule"]
+    for values, group in rounds.sort_values("round").groupby(keys, sort=False):
         rows.append(
             {
-                "schedule": schedule,
+                **dict(zip(keys, values, strict=True)),
                 "rounds": group["round"].nunique(),
                 "on_policy_rounds": int((group["data"] == "on_policy").sum()),
                 "final_win_rate": group["win_rate"].iloc[-1],
@@ -364,6 +375,7 @@ def summary_paragraph(tables: ReportTables, results: StudyResults) -> str:
     where = "target" if len(targets) == 1 else "mean target"
     over = "" if len(targets) == 1 else f" over {', '.join(targets)}"
     best = valid.loc[valid["_target"].idxmax()]
+    robust = _robustness_answer(tables.robustness, targets)
     per_target = (
         ""
         if len(targets) == 1
@@ -375,7 +387,8 @@ def summary_paragraph(tables: ReportTables, results: StudyResults) -> str:
         f"Best {where} win rate{over}: {row_label(best['objective'], best['strategy'])} ({_p(best['_target'])}"
         f"{per_target}, source {_p(best['source_win_rate'])}, gap {_p(best['_gap'])})"
         + _diversity_cost(best, scored)
-        + "."
+        + ".",
+        robust,
     ]
     gaps = scored.dropna(subset=["_gap"])
     if not gaps.empty:
@@ -396,6 +409,7 @@ def summary_paragraph(tables: ReportTables, results: StudyResults) -> str:
         counts = tables.phenomena["result"].value_counts()
         sentences.append(
             f"Phenomenon checks: {counts.get('holds', 0)} hold, {counts.get('does not hold', 0)} do not, "
+            f"{counts.get('within noise', 0)} are within noise (95% interval contains zero), "
             f"{counts.get(MISSING, 0)} could not be decided."
         )
     if (tables.means.groupby(list(ROW))["hparams"].nunique() > 1).any():
@@ -404,6 +418,38 @@ def summary_paragraph(tables: ReportTables, results: StudyResults) -> str:
             "(target-blind selection)."
         )
     return " ".join(s for s in sentences if s)
+
+
+def _robustness_answer(robustness: pd.DataFrame, targets: Sequence[str]) -> str:
+    """'Which objective is least likely to hurt me if I don't tune it?', answered from the grid.
+
+    The criterion is the worst setting's target win rate (mean over targets): an untuned user may land
+    anywhere on the grid, so the floor matters more than the best cell. The spread (std) and the best
+    setting are given beside it; '' when no objective was run over a grid.
+    """
+    if robustness.empty or "n_settings" not in robustness or robustness["n_settings"].isna().all():
+        return ""
+    cols = {s: [f"{target_column('target', t, targets)}_{s}" for t in targets] for s in ("min", "mean", "std", "best")}
+    scored = robustness.assign(**{f"_{s}": robustness[c].mean(axis=1) for s, c in cols.items()})
+    scored = scored.dropna(subset=["_min"])
+    if scored.empty:
+        return ""
+    # ties on the target floor (e.g. every setting at 0 on a far target) are broken by the source floor
+    ranked = scored.sort_values(["_min", "source_min"], ascending=False)
+    safe, risky = ranked.iloc[0], ranked.iloc[-1]
+    text = (
+        f"Least likely to hurt without tuning: {row_label(safe['objective'], safe['strategy'])} — its worst of "
+        f"{int(safe['n_settings'])} settings still reaches {_p(safe['_min'])} target win rate "
+        f"(mean {_p(safe['_mean'])} ± {_p(safe['_std'])}, best {_p(safe['_best'])}; source worst "
+        f"{_p(safe['source_min'])})"
+    )
+    if risky.name != safe.name:
+        text += (
+            f"; most sensitive: {row_label(risky['objective'], risky['strategy'])} (worst {_p(risky['_min'])}, "
+            f"mean {_p(risky['_mean'])} ± {_p(risky['_std'])}, best {_p(risky['_best'])}; source worst "
+            f"{_p(risky['source_min'])})"
+        )
+    return text + "."
 
 
 def _diversity_cost(best: pd.Series, scored: pd.DataFrame) -> str:

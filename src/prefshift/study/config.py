@@ -7,23 +7,26 @@ the allowed values (``extra="forbid"`` everywhere: an unknown key is an error, n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from prefshift.data.adapters import DataSourceSpec
 from prefshift.judging import LLMJudgeConfig
 from prefshift.objectives import REGISTRY
+from prefshift.study.online import ONLINE_OBJECTIVES, check_online
 
-STRATEGIES = ("source_only", "direct", "mix_sft", "target_sft", "pseudo_label", "pseudo_judge")
+STRATEGIES = ("source_only", "direct", "mix_sft", "target_sft", "sequential_sft", "pseudo_label", "pseudo_judge")
 """Adaptation strategies (../shared/study-design.md): SFT stage → preference stage.
 
 source_only: D_S → D_S · direct: none (base model) → D_S · mix_sft: D_S+T → D_S · target_sft: D_T → D_S ·
+sequential_sft: D_T then D_S (or D_S then D_T, ``training.sft_order``) → D_S ·
 pseudo_label: D_T^synth → D_T^synth (teacher generation) · pseudo_judge: D_S → pairs of the student's own
 target samples ranked by a labeller (teacher judging).
 """
 
-SFT_BASELINES = ("base", "sft_source", "sft_mix", "sft_target", "sft_pseudo")
+SFT_BASELINES = ("base", "sft_source", "sft_mix", "sft_target", "sft_sequential", "sft_pseudo")
 
 
 class Strict(BaseModel):
@@ -39,26 +42,41 @@ class WorldSpec(Strict):
 
 
 class ObjectiveSpec(Strict):
-    """One objective and its grid: every combination of ``grid`` values × learning rates × epochs is a cell."""
+    """One objective and its grid: every combination of ``grid`` values × learning rates × epochs is a cell.
+
+    Online objectives (grpo, rloo, ppo) take their hyperparameters from ``prefshift.training.online``'s
+    ``OnlineConfig``: numeric ones may be grid axes, any of them may be fixed in ``settings``; ``epochs``
+    are passes over the prompts of the strategy's pair set (they set the step count unless ``steps`` is
+    given).
+    """
 
     name: str
     grid: dict[str, list[float]] = Field(default_factory=dict)
     learning_rate: list[float] = Field(default_factory=lambda: [5e-4])
     epochs: list[float] = Field(default_factory=lambda: [1.0])
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="online objectives: fixed hyperparameters (not grid axes)"
+    )
 
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in REGISTRY:
-            raise ValueError(f"unknown objective {v!r}; valid: {sorted(REGISTRY)}")
+        if v not in REGISTRY and v not in ONLINE_OBJECTIVES:
+            raise ValueError(f"unknown objective {v!r}; valid: {sorted([*REGISTRY, *ONLINE_OBJECTIVES])}")
         return v
 
     @model_validator(mode="after")
     def _grid_values(self) -> ObjectiveSpec:
-        obj = REGISTRY[self.name]
         for name, values in self.grid.items():
             if not values:
                 raise ValueError(f"objective {self.name!r}: grid[{name!r}] is empty")
+        if self.name in ONLINE_OBJECTIVES:
+            check_online(self.name, self.settings, self.grid, self.learning_rate)
+            return self
+        if self.settings:
+            raise ValueError(f"objective {self.name!r}: 'settings' is for online objectives {list(ONLINE_OBJECTIVES)}")
+        obj = REGISTRY[self.name]
+        for name, values in self.grid.items():
             for v in values:
                 obj.resolve({name: v})  # unknown names / out-of-range values raise with the valid choices
         return self
@@ -113,6 +131,9 @@ class TrainingSpec(Strict):
     reward_lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(16, gt=0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    sft_order: Literal["target_source", "source_target"] = Field(
+        "target_source", description="order of the two SFT stages of the sequential_sft strategy"
+    )
 
 
 class EvaluationSpec(Strict):
@@ -128,10 +149,141 @@ class EvaluationSpec(Strict):
     bootstrap: int = Field(1000, ge=0)
 
 
+class SourceData(Strict):
+    """The source domain of a real-data study: SFT data, preference pairs and a test set."""
+
+    sft: DataSourceSpec
+    pairs: DataSourceSpec
+    test: DataSourceSpec
+
+
+class TargetData(Strict):
+    """One target domain: unlabelled train prompts (with the dataset references) and a test set."""
+
+    train: DataSourceSpec
+    test: DataSourceSpec
+
+
+class JudgeSpec(Strict):
+    """Who scores responses in a real-data study: a reward model (any sequence classifier with one
+    output) or an LLM judge over an OpenAI-compatible endpoint (pointwise scores from its tournaments)."""
+
+    kind: Literal["reward_model", "llm_judge"]
+    path: str | None = Field(None, description="reward_model: model directory or hub id")
+    llm: LLMJudgeConfig | None = Field(None, description="llm_judge: the endpoint")
+
+    @model_validator(mode="after")
+    def _needs(self) -> JudgeSpec:
+        if self.kind == "reward_model" and not self.path:
+            raise ValueError("data.judge.path: a reward_model judge needs the model's path or hub id")
+        if self.kind == "llm_judge" and self.llm is None:
+            raise ValueError("data.judge.llm: an llm_judge needs an endpoint config (base_url, model)")
+        return self
+
+
+class RealDataSpec(Strict):
+    """A study on real models and datasets (``docs/real-study.md``) instead of the synthetic world.
+
+    ``model`` is the pretrained LM every SFT stage starts from; ``sft_model``, when given, is used as the
+    source SFT model instead of training one on ``source.sft``; ``teacher`` writes the pseudo-labels of
+    the teacher-generation strategy. Domain names are the keys under which results are reported.
+    """
+
+    model: str
+    sft_model: str | None = None
+    teacher: str | None = Field(None, description="model that writes target pseudo-labels (pseudo_label)")
+    source_name: str = "source"
+    source: SourceData
+    targets: dict[str, TargetData]
+    judge: JudgeSpec
+
+    @model_validator(mode="after")
+    def _targets(self) -> RealDataSpec:
+        if not self.targets:
+            raise ValueError("data.targets: give at least one target domain")
+        if self.source_name in self.targets:
+            raise ValueError(f"data.targets: {self.source_name!r} is the source domain's name")
+        return self
+
+
+ROUND_DATA = ("static", "on_policy")
+
+
+class RoundsSpec(Strict):
+    """Rounds of preference training (``type: rounds``, ../shared/study-design.md "On-policy data").
+
+    Each round trains the current policy (initialisation and reference: the previous round's policy,
+    as in iterative DPO) on fresh source prompts, with the static dataset's pairs or with on-policy
+    pairs (``k`` samples per prompt from the current policy, best vs worst by ``labeller``). A
+    schedule is a list of ``n_rounds`` data kinds, or ``boundary``: each round's data is chosen by the
+    boundary score measured on ``heldout_prompts`` prompts with the pairwise ``judge``.
+    """
+
+    n_rounds: int = Field(2, ge=1, le=10)
+    schedules: list[list[Literal[ROUND_DATA]] | Literal["boundary"]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: [
+            ["static", "static"],
+            ["static", "on_policy"],
+            ["on_policy", "static"],
+            ["on_policy", "on_policy"],
+            "boundary",
+        ]
+    )
+    prompts_per_round: int = Field(300, gt=0, description="fresh source prompts per round")
+    heldout_prompts: int = Field(40, gt=0, description="prompts of the boundary-score measurement")
+    k: int = Field(4, ge=2, description="on-policy samples per prompt (pairs: best vs worst)")
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    labeller: Literal["annotator", "gold", "reward_model", "llm_judge"] = Field(
+        "annotator", description="who labels on-policy pairs (annotator = the static data's simulated raters)"
+    )
+    judge: Literal["gold", "annotator", "reward_model", "llm_judge"] = Field(
+        "gold", description="pairwise ranker of the boundary score"
+    )
+    bs_samples: int = Field(2, gt=0, description="on-policy candidates per held-out prompt for the boundary score")
+    llm_judge: LLMJudgeConfig | None = Field(None, description="endpoint when labeller or judge is llm_judge")
+
+    @model_validator(mode="after")
+    def _schedules(self) -> RoundsSpec:
+        if not self.schedules:
+            raise ValueError("rounds.schedules: give at least one schedule")
+        for s in self.schedules:
+            if s != "boundary" and len(s) != self.n_rounds:
+                raise ValueError(
+                    f"rounds.schedules: {s} has {len(s)} entries, n_rounds is {self.n_rounds} "
+                    f"(each entry one of {list(ROUND_DATA)}, or the schedule 'boundary')"
+                )
+        if "llm_judge" in (self.labeller, self.judge) and self.llm_judge is None:
+            raise ValueError("rounds.llm_judge: labeller/judge 'llm_judge' needs an endpoint config (base_url, model)")
+        return self
+
+
+def schedule_name(schedule: list[str] | str) -> str:
+    """'boundary' or the data kinds joined by '>' (e.g. 'static>on_policy')."""
+    return schedule if isinstance(schedule, str) else ">".join(schedule)
+
+
+class ExecutionSpec(Strict):
+    """Where independent stages (grid cells, evaluations) run: in this process in order (``local``, the
+    default) or in parallel on a Ray cluster (``ray``: a local one with ``num_cpus``/``num_gpus``, or
+    ``address``), all sharing the content-addressed stage cache (which must then be on a shared disk)."""
+
+    backend: Literal["local", "ray"] = "local"
+    address: str | None = None
+    num_cpus: int | None = Field(None, gt=0)
+    num_gpus: int | None = Field(None, ge=0)
+    cpus_per_task: int = Field(1, gt=0)
+    gpus_per_task: float | None = Field(None, ge=0, description="default: 1 when the cluster has GPUs")
+
+
 class StudyConfig(Strict):
     name: str
+    type: Literal["grid", "rounds"] = Field(
+        "grid", description="grid: objectives × strategies × hyperparameters; rounds: on-policy rounds"
+    )
     task: Literal["summarisation", "qa"] = "summarisation"
     world: WorldSpec = Field(default_factory=WorldSpec)
+    data: RealDataSpec | None = Field(None, description="real models and datasets instead of the synthetic world")
     source: str | None = None
     targets: list[str] | None = None
     objectives: list[ObjectiveSpec]
@@ -142,6 +294,8 @@ class StudyConfig(Strict):
     pseudo_label: PseudoLabelSpec = Field(default_factory=PseudoLabelSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    rounds: RoundsSpec = Field(default_factory=RoundsSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
     output_dir: str = "runs/study"
     cache_dir: str | None = Field(
         None, description="stage cache shared between studies (default: OUTPUT_DIR/stages)"
@@ -151,6 +305,8 @@ class StudyConfig(Strict):
     def _domains(self) -> StudyConfig:
         from prefshift.data.synthetic.world import TASKS
 
+        if self.data is not None:
+            return self._real_domains()
         task = TASKS[self.task]
         self.source = self.source or task["source"]
         self.targets = self.targets or list(task["targets"][:1])
@@ -162,6 +318,27 @@ class StudyConfig(Strict):
             raise ValueError(f"the source domain {self.source!r} cannot also be a target")
         if "pseudo_judge" in self.strategies and self.pseudo_label.labeller == "llm_judge" and not self.pseudo_label.judge:
             raise ValueError("pseudo_label.judge: labeller 'llm_judge' needs an endpoint config (base_url, model)")
+        if not self.objectives:
+            raise ValueError("objectives: give at least one objective")
+        if self.type == "rounds" and self.strategies != ["source_only"]:
+            raise ValueError(
+                f"strategies: a rounds study trains on source prompts from the source SFT model; "
+                f"use [source_only], got {self.strategies}"
+            )
+        return self
+
+
+    def _real_domains(self) -> StudyConfig:
+        data = self.data
+        if self.source not in (None, data.source_name) or self.targets not in (None, list(data.targets)):
+            raise ValueError("source/targets: a real-data study takes its domain names from data.source_name/data.targets")
+        self.source, self.targets = data.source_name, list(data.targets)
+        if self.type == "rounds":
+            raise ValueError("type: rounds studies run on the synthetic world only (their annotators are simulated)")
+        if "pseudo_label" in self.strategies and not data.teacher:
+            raise ValueError("data.teacher: the pseudo_label strategy needs a teacher model to write target outputs")
+        if "pseudo_judge" in self.strategies and self.pseudo_label.labeller == "gold":
+            raise ValueError("pseudo_label.labeller: 'gold' exists only in the synthetic world; use reward_model or llm_judge")
         if not self.objectives:
             raise ValueError("objectives: give at least one objective")
         return self

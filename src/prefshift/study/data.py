@@ -29,7 +29,11 @@ def completion(text: str) -> str:
 
 def sft_rows(examples: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     """SFT on the dataset's own references."""
-    return [{"prompt": ex["prompt"], "completion": completion(ex["reference"])} for ex in examples]
+    # real-data rows carry their completion rendered for the model's template; synthetic rows do not
+    return [
+        {"prompt": ex["prompt"], "completion": ex.get("completion") or completion(ex["reference"])}
+        for ex in examples
+    ]
 
 
 def mix_rows(
@@ -39,6 +43,15 @@ def mix_rows(
     rows = sft_rows(source) + sft_rows(target)
     random.Random(derive_seed("mix", seed)).shuffle(rows)
     return rows
+
+
+def interleave(splits: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Round-robin over several domains' splits, so that any prefix (e.g. a pseudo-label share)
+    takes every domain in equal measure."""
+    out: list[dict[str, Any]] = []
+    for i in range(max((len(s) for s in splits), default=0)):
+        out.extend(s[i] for s in splits if i < len(s))
+    return out
 
 
 def source_pairs(
@@ -61,10 +74,11 @@ def source_pairs(
         n_corrupted=spec.n_corrupted,
         seed=seed,
     )
-    return [_spaced(p) for p in pairs]
+    return [spaced(p) for p in pairs]
 
 
-def _spaced(pair: dict[str, Any]) -> dict[str, Any]:
+def spaced(pair: dict[str, Any]) -> dict[str, Any]:
+    """A pair with both completions in the world's leading-space form."""
     return {**pair, "chosen": completion(pair["chosen"]), "rejected": completion(pair["rejected"])}
 
 
@@ -123,6 +137,17 @@ def teacher_judging(
     """Pairs from the student's own target samples: best vs worst of k by the labeller's score."""
     examples = pseudo_share(examples, spec.share)
     texts = sample([ex["prompt"] for ex in examples], spec.k, spec.temperature, spec.top_p, seed)
+    pairs = judged_pairs(examples, texts, score, spec.min_margin)
+    if not pairs:
+        raise ValueError("teacher judging kept no pairs: all candidates tied or fell below min_margin")
+    return pairs
+
+
+def judged_pairs(
+    examples: Sequence[dict[str, Any]], texts: Sequence[Sequence[str]], score: ScoreFn, min_margin: float
+) -> list[dict[str, Any]]:
+    """One pair per prompt from its candidates: best vs worst by ``score``; prompts whose margin is at
+    most ``min_margin`` (or with fewer than two distinct non-empty candidates) are skipped."""
     pairs = []
     for ex, cands in zip(examples, texts, strict=True):
         cands = list(dict.fromkeys(t for t in cands if t.strip()))
@@ -131,21 +156,21 @@ def teacher_judging(
         scores = score([ex] * len(cands), cands)
         best = max(range(len(cands)), key=scores.__getitem__)
         worst = min(range(len(cands)), key=scores.__getitem__)
-        if scores[best] - scores[worst] <= spec.min_margin:
+        if scores[best] - scores[worst] <= min_margin:
             continue
-        pairs.append(
-            {
-                "id": ex["id"],
-                "domain": ex["domain"],
-                "prompt": ex["prompt"],
-                "chosen": completion(cands[best]),
-                "rejected": completion(cands[worst]),
+        pair = {
+            "id": ex["id"],
+            "domain": ex["domain"],
+            "prompt": ex["prompt"],
+            "chosen": completion(cands[best]),
+            "rejected": completion(cands[worst]),
+        }
+        if ex.get("record") is not None:  # the synthetic world's gold reward, for later analysis
+            pair |= {
                 "chosen_gold": gold_reward(ex["record"], cands[best]),
                 "rejected_gold": gold_reward(ex["record"], cands[worst]),
             }
-        )
-    if not pairs:
-        raise ValueError("teacher judging kept no pairs: all candidates tied or fell below min_margin")
+        pairs.append(pair)
     return pairs
 
 

@@ -1,4 +1,5 @@
-"""Evaluation of one model on the source and target test sets (judge: the synthetic gold reward).
+"""Evaluation of one model on the source and target test sets (judge: ``study.score`` — the synthetic
+gold reward, or a real-data study's reward model / LLM judge; the columns keep the name ``gold``).
 
 Per domain: outputs at the evaluation temperature (greedy by default) on ``n_prompts`` test prompts,
 their win rate against the dataset reference (ties excluded, ties-as-half, bootstrap CI), K samples per
@@ -17,7 +18,6 @@ import numpy as np
 import pandas as pd
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from prefshift.data.synthetic.gold import gold_reward
 from prefshift.data.tokenize import encode
 from prefshift.evaluation import diversity_report, kl_estimate, length_summary, win_rate
 from prefshift.runinfo import atomic_write_json
@@ -49,8 +49,8 @@ def evaluate_cell(study, cell, init_dir: Path, tests: dict[str, list[dict[str, A
         prompts = [ex["prompt"] for ex in examples]
         outs = study.sample(cell.model_dir, prompts, 1, spec.temperature, 1.0, seed)
         texts = [s.text or "" for s in outs]
-        golds = np.array([gold_reward(ex["record"], t) for ex, t in zip(examples, texts, strict=True)])
-        ref_golds = np.array([gold_reward(ex["record"], ex["reference"]) for ex in examples])
+        golds = np.array(study.score(examples, texts))
+        ref_golds = np.array(study.score(examples, [ex["reference"] for ex in examples]))
         wr = win_rate(golds, ref_golds, rng_seed=seed, n_bootstrap=spec.bootstrap)
         lengths = [len(t.split()) for t in texts]
         m: dict[str, float] = {
@@ -66,7 +66,7 @@ def evaluate_cell(study, cell, init_dir: Path, tests: dict[str, list[dict[str, A
         finished = [s.finished for s in outs]
         m.update({f"length_{k}": v for k, v in length_summary(lengths, finished=finished).items()})
         m["reference_length_mean"] = float(np.mean([len(ex["reference"].split()) for ex in examples]))
-        for i, (ex, t, g, n) in enumerate(zip(examples, texts, golds, lengths, strict=True)):
+        for i, (ex, t, g, n, rg) in enumerate(zip(examples, texts, golds, lengths, ref_golds, strict=True)):
             rows.append(
                 {
                     "cell_id": cell.cell_id,
@@ -75,6 +75,7 @@ def evaluate_cell(study, cell, init_dir: Path, tests: dict[str, list[dict[str, A
                     "sample_index": 0,
                     "response": t,
                     "gold": float(g),
+                    "reference_gold": float(rg),
                     "length": n,
                     "purpose": "eval",
                     "prompt_index": i,
@@ -103,6 +104,8 @@ def evaluate_cell(study, cell, init_dir: Path, tests: dict[str, list[dict[str, A
             m.update(
                 {"kl_seq": kl.kl_per_sequence, "kl_seq_se": kl.kl_per_sequence_se, "kl_tok": kl.kl_per_token}
             )
+            div_scores = iter(study.score([ex for ex in div_examples for _ in range(spec.diversity_samples)],
+                                          [s.text or "" for s in samples]))
             for (i, ex), group in zip(enumerate(div_examples), samples.by_prompt(), strict=True):
                 for s in group:
                     text = s.text or ""
@@ -113,7 +116,7 @@ def evaluate_cell(study, cell, init_dir: Path, tests: dict[str, list[dict[str, A
                             "prompt_id": ex["id"],
                             "sample_index": s.sample_index,
                             "response": text,
-                            "gold": gold_reward(ex["record"], text),
+                            "gold": next(div_scores),
                             "length": len(text.split()),
                             "purpose": "diversity",
                             "prompt_index": i,

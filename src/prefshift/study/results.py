@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pandas as pd
 
 from prefshift.evaluation import win_rate
 from prefshift.runinfo import atomic_write_json, versions
+from prefshift.study.verdicts import bootstrap_effect, prompt_outcomes, verdict
 
 ONLINE = {"ppo", "grpo", "rloo"}
 
@@ -33,7 +35,9 @@ def _frame(cells, results: dict[str, Path], roles: dict[str, str]) -> tuple[pd.D
                     **m,
                 }
             )
-        samples.append(pd.read_parquet(results[cell.cell_id] / "samples.parquet"))
+        # an evaluation stage can be shared by several cells (e.g. the common first round of two
+        # schedules): its samples carry the id of the cell that computed it, so relabel them
+        samples.append(pd.read_parquet(results[cell.cell_id] / "samples.parquet").assign(cell_id=cell.cell_id))
     return pd.DataFrame(rows), pd.concat(samples, ignore_index=True)
 
 
@@ -69,13 +73,24 @@ def summary_table(table: pd.DataFrame, source: str, targets: list[str]) -> pd.Da
 
 
 def _mean(table: pd.DataFrame, mask, col: str) -> float:
+    if col not in table:  # e.g. no diversity metrics when evaluation.diversity_prompts is 0
+        return math.nan
     values = table.loc[mask, col]
     return float(values.mean()) if len(values) else math.nan
 
 
-def phenomena(table: pd.DataFrame, source: str, target: str) -> list[dict[str, Any]]:
-    """The checks of ../shared/synthetic-world.md §Phenomena, each with the numbers behind its verdict."""
+def phenomena(
+    table: pd.DataFrame, source: str, target: str, samples: pd.DataFrame | None = None, seed: int = 0
+) -> list[dict[str, Any]]:
+    """The checks of ../shared/synthetic-world.md §Phenomena, each with the numbers behind its verdict.
+
+    Checks on win rates (1, 2, 3, 6) also get a paired bootstrap 95% interval of their effect over the
+    test prompts (``prefshift.study.verdicts``) when per-prompt samples are given: their verdict is
+    'holds' only if the interval excludes zero, 'within noise' if it contains zero. Checks 4 and 5 compare
+    point estimates.
+    """
     t = table
+    outcomes = prompt_outcomes(samples) if samples is not None else {}
     pref = ~t.objective.isin(["sft", "base"])
     src, tgt = t.domain == source, t.domain == target
     so = pref & (t.strategy == "source_only")
@@ -84,8 +99,28 @@ def phenomena(table: pd.DataFrame, source: str, target: str) -> list[dict[str, A
     so_src, so_tgt = _mean(t, so & src, "win_rate"), _mean(t, so & tgt, "win_rate")
     checks: list[dict[str, Any]] = []
 
-    def add(pid: str, claim: str, holds: bool | None, evidence: str) -> None:
-        checks.append({"id": pid, "claim": claim, "holds": holds, "evidence": evidence})
+    def add(pid: str, claim: str, holds: bool | None, evidence: str, effect=None) -> None:
+        check = {"id": pid, "claim": claim, "holds": holds, "evidence": evidence}
+        if holds is not None:
+            check["verdict"] = "holds" if holds else "does not hold"
+        if holds is not None and effect is not None and outcomes:
+            est, low, high = bootstrap_effect(outcomes, effect, seed=seed)
+            if not math.isnan(est):
+                check.update(effect=est, ci_low=low, ci_high=high, verdict=verdict(low, high))
+                check["evidence"] += f"; effect {est:+.3f} [95% CI {low:+.3f}, {high:+.3f}] (ties as half)"
+        checks.append(check)
+
+    pref_ids = set(t.loc[pref, "cell_id"])
+
+    def ids(strategy: str | None = None, objectives: Sequence[str] | None = None) -> list[str]:
+        rows = t[t.cell_id.isin(pref_ids)]
+        if strategy is not None:
+            rows = rows[rows.strategy == strategy]
+        if objectives is not None:
+            rows = rows[rows.objective.isin(objectives)]
+        return sorted(set(rows.cell_id))
+
+    so_ids, sft_ids = ids("source_only"), ["sft_source"]
 
     have = not math.isnan(so_src) and not math.isnan(sft_src)
     add(
@@ -93,6 +128,7 @@ def phenomena(table: pd.DataFrame, source: str, target: str) -> list[dict[str, A
         "preference tuning on source raises the source win rate over the SFT model",
         (so_src > sft_src) if have else None,
         f"source win rate: SFT {sft_src:.3f} → source-only preference cells (mean) {so_src:.3f}",
+        lambda wr: wr(so_ids, source) - wr(sft_ids, source),
     )
     gain_src, gain_tgt = so_src - sft_src, so_tgt - sft_tgt
     add(
@@ -100,9 +136,10 @@ def phenomena(table: pd.DataFrame, source: str, target: str) -> list[dict[str, A
         "the same models gain less (or lose) on the target domain",
         (gain_tgt < gain_src) if have else None,
         f"gain over SFT: source {gain_src:+.3f}, target {gain_tgt:+.3f}",
+        lambda wr: (wr(so_ids, source) - wr(sft_ids, source)) - (wr(so_ids, target) - wr(sft_ids, target)),
     )
     gaps = {}
-    for s in ("source_only", "mix_sft", "target_sft", "pseudo_label", "pseudo_judge"):
+    for s in ("source_only", "mix_sft", "target_sft", "sequential_sft", "pseudo_label", "pseudo_judge"):
         a, b = (
             _mean(t, pref & (t.strategy == s) & src, "win_rate"),
             _mean(t, pref & (t.strategy == s) & tgt, "win_rate"),
@@ -119,6 +156,9 @@ def phenomena(table: pd.DataFrame, source: str, target: str) -> list[dict[str, A
         holds3,
         "; ".join(f"{s}: gap {g:+.3f}, target {w:.3f}" for s, (g, w) in gaps.items())
         or "no preference cells",
+        lambda wr: min(
+            (wr(so_ids, source) - wr(so_ids, target)) - (wr(ids(s), source) - wr(ids(s), target)) for s in adapted
+        ),
     )
     lengths = {o: _mean(t, (t.objective == o) & tgt, "length_mean") for o in ("dpo", "ln_dpo", "simpo")}
     holds4 = None
@@ -155,6 +195,7 @@ def phenomena(table: pd.DataFrame, source: str, target: str) -> list[dict[str, A
     off_gap = _mean(t, t.objective.isin(["dpo", "kto", "orpo"]) & src, "win_rate") - _mean(
         t, t.objective.isin(["dpo", "kto", "orpo"]) & tgt, "win_rate"
     )
+    on_ids, off_ids = ids(objectives=sorted(ONLINE)), ids(objectives=["dpo", "kto", "orpo"])
     add(
         "6",
         "online RL transfers better than offline objectives (smaller gap)",
@@ -162,6 +203,7 @@ def phenomena(table: pd.DataFrame, source: str, target: str) -> list[dict[str, A
         f"gap: online {on_gap:+.3f}, offline {off_gap:+.3f}"
         if not math.isnan(on_gap)
         else "no online RL cells in this study",
+        lambda wr: (wr(off_ids, source) - wr(off_ids, target)) - (wr(on_ids, source) - wr(on_ids, target)),
     )
     return checks
 
@@ -178,7 +220,7 @@ def write_results(
     table.to_parquet(res / "cells.parquet")
     samples.to_parquet(res / "samples.parquet")
     summary = summary_table(table, source, targets)
-    checks = phenomena(table, source, targets[0])
+    checks = phenomena(table, source, targets[0], samples, seed=study.cfg.seeds[0])
     atomic_write_json(
         res / "study.json",
         {
@@ -186,7 +228,7 @@ def write_results(
             "task": study.cfg.task,
             "source": source,
             "targets": targets,
-            "judge": "gold",
+            "judge": "gold" if study.cfg.data is None else study.cfg.data.judge.kind,
             "precision": precision,
             "timings": dict(study.timings),
             "phenomena": checks,
@@ -201,12 +243,16 @@ def write_results(
         print("\n" + summary.drop(columns=["cell_id"]).to_string(index=False))
     print("\nphenomena:")
     for c in checks:
-        verdict = {True: "holds", False: "does not hold", None: "n/a"}[c["holds"]]
-        print(f"  {c['id']}. {c['claim']}: {verdict} — {c['evidence']}")
+        print(f"  {c['id']}. {c['claim']}: {c.get('verdict', 'n/a')} — {c['evidence']}")
     try:
         from prefshift.report import write_report
     except ImportError:
         return summary
     paths = write_report(study.out)
+    robustness = pd.read_csv(paths["robustness.csv"]) if "robustness.csv" in paths else pd.DataFrame()
+    if not robustness.empty:
+        with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+            print("\nhyperparameter robustness (win rate over each grid: mean, std, worst, best setting):")
+            print(robustness.to_string(index=False))
     print(f"\nreport: {paths.get('html', study.out / 'report')}")
     return summary

@@ -9,6 +9,7 @@ when nothing that matters changed), so a hit is always safe. Writes are atomic.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -111,14 +112,19 @@ def cached_reference_logps(
         f"{model_fingerprint(model)}|{data_fingerprint(ds)}|{precision}".encode(), digest_size=16
     ).hexdigest()
     path = cache_dir / "reference-logps" / f"{key}.npy"
-    hit = path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if hit:
-        logps = np.load(path)
-        log.info("reference log-probs: cache hit %s", key)
-    else:
-        logps = compute_logps(model, ds, pad_token_id, batch_size, autocast)
-        atomic_save_npy(path, logps)
-        log.info("reference log-probs: computed %s (%d rows)", key, len(ds))
+    # grid cells trained in parallel (Ray workers) share one SFT model and pair set: the lock makes the
+    # first worker compute the reference and the others wait for it and read it
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        hit = path.exists()
+        if hit:
+            logps = np.load(path)
+            log.info("reference log-probs: cache hit %s", key)
+        else:
+            logps = compute_logps(model, ds, pad_token_id, batch_size, autocast)
+            atomic_save_npy(path, logps)
+            log.info("reference log-probs: computed %s (%d rows)", key, len(ds))
     log_event(cache_dir, "reference-logps", key, "hit" if hit else "miss", time.perf_counter() - t0)
     return logps
