@@ -80,3 +80,10 @@ def test_rounds_config_errors(tmp_path) -> None:
                                    "strategies": ["mix_sft"]}))
     with pytest.raises(ValueError, match="use \\[source_only\\]"):
         load_config(bad)
+
+
+def test_rounds_reject_online_objectives(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "type": "rounds", "objectives": [{"name": "grpo"}]}))
+    with pytest.raises(ValueError, match="rounds of preference data are for offline objectives"):
+        load_config(bad)

@@ -320,6 +320,12 @@ class StudyConfig(Strict):
             raise ValueError("pseudo_label.judge: labeller 'llm_judge' needs an endpoint config (base_url, model)")
         if not self.objectives:
             raise ValueError("objectives: give at least one objective")
+        online = [o.name for o in self.objectives if o.name in ONLINE_OBJECTIVES]
+        if self.type == "rounds" and online:
+            raise ValueError(
+                f"objectives: rounds of preference data are for offline objectives; {online} sample their "
+                "own data every step (use a grid study)"
+            )
         if self.type == "rounds" and self.strategies != ["source_only"]:
             raise ValueError(
                 f"strategies: a rounds study trains on source prompts from the source SFT model; "

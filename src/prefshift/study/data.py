@@ -23,8 +23,13 @@ SampleFn = Callable[[list[str], int, float, float, int], list[list[str]]]
 ScoreFn = Callable[[list[dict[str, Any]], list[str]], list[float]]
 
 
-def completion(text: str) -> str:
-    return " " + text.strip()
+def completion(text: str, like: dict[str, Any] | None = None) -> str:
+    """``text`` as a completion: after one space (the synthetic world's and plain prompt formats'
+    convention), or rendered like the example's own ``completion`` (a chat template's generation
+    prompt already ends the line, so real-data rows may carry no leading space)."""
+    rendered = (like or {}).get("completion")
+    lead = " " if rendered is None else rendered[: len(rendered) - len(rendered.lstrip())]
+    return lead + text.strip()
 
 
 def sft_rows(examples: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
@@ -162,8 +167,8 @@ def judged_pairs(
             "id": ex["id"],
             "domain": ex["domain"],
             "prompt": ex["prompt"],
-            "chosen": completion(cands[best]),
-            "rejected": completion(cands[worst]),
+            "chosen": completion(cands[best], ex),
+            "rejected": completion(cands[worst], ex),
         }
         if ex.get("record") is not None:  # the synthetic world's gold reward, for later analysis
             pair |= {

@@ -25,6 +25,7 @@ from transformers import AutoTokenizer
 
 from prefshift.data.adapters import load_prompts, load_sft, render_completion
 from prefshift.runinfo import atomic_write_json
+from prefshift.study import data as sdata
 
 Scorer = Callable[[Sequence[dict[str, Any]], Sequence[str]], list[float]]
 
@@ -85,8 +86,7 @@ def teacher_pairs(
         for text in dict.fromkeys(t.strip() for t in candidates):
             if not text or text == ex["reference"].strip():
                 continue
-            lead = ex["completion"][: len(ex["completion"]) - len(ex["completion"].lstrip())]
-            completion = lead + text  # the same rendering as the reference's (render_completion)
+            completion = sdata.completion(text, ex)  # rendered like the reference (render_completion)
             sft.append({"prompt": ex["prompt"], "completion": completion})
             pairs.append(
                 {

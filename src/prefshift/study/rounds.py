@@ -39,9 +39,7 @@ from prefshift.runinfo import atomic_write_json, write_manifest
 from prefshift.study import data as sdata
 from prefshift.study.config import schedule_name
 from prefshift.study.evaluate import evaluate_cell
-from prefshift.study.results import write_results
-from prefshift.study.run import Cell, Study, _grid, _key, _records, _rm_scorer, world_stage
-from prefshift.training.run import resolve_precision
+from prefshift.study.run import Cell, Study, _grid, _key, _records, _rm_scorer, finish, world_stage
 from prefshift.world.build import load_split
 
 Scorer = Any  # (examples, texts) -> list[float]
@@ -49,7 +47,7 @@ Scorer = Any  # (examples, texts) -> list[float]
 
 def run_rounds(study: Study, t_start: float) -> pd.DataFrame:
     """Run (or resume) a rounds study; returns the summary table, writes ``results/rounds.parquet``."""
-    cfg, spec, tcfg = study.cfg, study.cfg.rounds, study.cfg.training
+    cfg, spec = study.cfg, study.cfg.rounds
     write_manifest(study.out, cfg.model_dump(), cfg.seeds[0])
     source, targets = cfg.source, list(cfg.targets or [])
     seed0 = cfg.seeds[0]
@@ -175,18 +173,7 @@ def run_rounds(study: Study, t_start: float) -> pd.DataFrame:
     res.mkdir(parents=True, exist_ok=True)
     rounds.to_parquet(res / "rounds.parquet")
     _print_rounds(rounds)
-    study.timings["total_s"] = time.perf_counter() - t_start
-    summary = write_results(
-        study,
-        cells,
-        results,
-        {"source": source, "targets": targets},
-        precision=resolve_precision(tcfg.precision),
-    )
-    print(
-        f"\ntime: sampling {study.timings['sampling_s']:.1f}s, training {study.timings['training_s']:.1f}s, "
-        f"total {study.timings['total_s']:.1f}s (this run; cached stages cost nothing)"
-    )
+    summary = finish(study, cells, results, t_start)
     return summary
 
 

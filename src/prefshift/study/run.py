@@ -489,27 +489,34 @@ def run_study(config: str | Path | StudyConfig, out: str | Path | None = None) -
     study.run_deferred()
 
     # 6. tables, phenomena, report
-    from prefshift.study.results import write_results
-
     reference = read_events(study.cache / "reference")[reference_log_start:]
     study.timings["reference_logps_computed"] = sum(e["event"] == "miss" for e in reference)
     study.timings["reference_logps_reused"] = sum(e["event"] == "hit" for e in reference)
 
+    summary = finish(study, cells, results, t_start)
+    print(
+        f"reference log-probs: computed {study.timings['reference_logps_computed']:.0f}×, reused "
+        f"{study.timings['reference_logps_reused']:.0f}× in this run"
+    )
+    return summary
+
+
+def finish(study: Study, cells: list[Cell], results: dict[str, Path], t_start: float) -> pd.DataFrame:
+    """Results tables, phenomena and report of a finished study; prints where the time went."""
+    from prefshift.study.results import write_results
+
+    cfg = study.cfg
     study.timings["total_s"] = time.perf_counter() - t_start
     summary = write_results(
         study,
         cells,
         results,
-        {"source": source, "targets": targets},
-        precision=resolve_precision(tcfg.precision),
+        {"source": cfg.source, "targets": list(cfg.targets or [])},
+        precision=resolve_precision(cfg.training.precision),
     )
     print(
         f"\ntime: sampling {study.timings['sampling_s']:.1f}s, training {study.timings['training_s']:.1f}s, "
         f"total {study.timings['total_s']:.1f}s (this run; cached stages cost nothing)"
-    )
-    print(
-        f"reference log-probs: computed {study.timings['reference_logps_computed']:.0f}×, reused "
-        f"{study.timings['reference_logps_reused']:.0f}× in this run"
     )
     return summary
 
