@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import make_model, make_pairs, make_tokenizer
 
 from prefshift.stages import read_events
@@ -66,7 +67,12 @@ def test_ray_grid_matches_local_grid(tmp_path, ray_executor) -> None:
     pairs = tmp_path / "pairs.jsonl"
     make_pairs(16).to_json(str(pairs))
 
-    local = LocalExecutor().map(grid(tmp_path / "local", pairs, init))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the workers: the same thread count gives the same arithmetic
+    try:
+        local = LocalExecutor().map(grid(tmp_path / "local", pairs, init))
+    finally:
+        torch.set_num_threads(threads)
     remote = ray_executor.map(grid(tmp_path / "ray", pairs, init))
     assert [r["cell"] for r in remote] == ["dpo-b0.1", "dpo-b0.5", "ipo-b0.1", "ipo-b0.5"]
     assert remote == local  # same losses and bit-identical weights, in the same order
@@ -124,5 +130,10 @@ def test_order_and_errors_name_the_task(ray_executor) -> None:
         assert isinstance(info.value.__cause__, ValueError)
 
 
+def worker_threads() -> tuple[str | None, int]:
+    """Read in the worker itself (a bound ``os.environ.get`` would carry the driver's environment)."""
+    return os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
+
+
 def test_workers_get_one_thread(ray_executor) -> None:
-    assert ray_executor.map([Task("env", os.environ.get, ("OMP_NUM_THREADS",))]) == ["1"]
+    assert ray_executor.map([Task("env", worker_threads)]) == [("1", 1)]

@@ -68,6 +68,10 @@ def test_online_cells_sit_beside_offline_ones_in_the_table(online_run) -> None:
     for col in ("wr_forum", "wr_news", "gap_news", "ead_news", "kl_tok_news", "length_mean_news"):
         assert online[col].notna().all(), col
     assert (online.kl_tok_news.abs() > 1e-3).all()  # the policies moved
+    # their per-step logs reach the results and the report's training-curve section
+    steps = pd.read_parquet(out / "results" / "online_steps.parquet")
+    assert set(steps.objective) == {"grpo", "ppo"} and {"reward_rm", "reward_gold", "kl"} <= set(steps.columns)
+    assert '<section id="online">' in (out / "report" / "index.html").read_text()
 
 
 def test_grpo_and_ppo_raise_the_reward_model_score_on_source_prompts(online_run, quick_world) -> None:

@@ -467,3 +467,22 @@ def test_to_markdown_escapes_and_formats() -> None:
         "| c d | n/a | 4 | 0.000 |",
     ]
     assert pd.read_csv(io.StringIO(frame.to_csv(index=False))).shape == (2, 4)
+
+
+def test_online_training_curves_section(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path / "run", rounds=False)
+    steps = pd.DataFrame(
+        [
+            {"cell_id": f"source_only/grpo/{k}/s0", "objective": "grpo", "strategy": "source_only", "step": t,
+             "reward_rm": 0.1 * t, "reward_gold": -0.05 * t, "kl": 0.2 * t}
+            for k in ("a", "b")
+            for t in range(5)
+        ]
+    )
+    steps.to_parquet(run / "results" / "online_steps.parquet")
+    page = write_report(run)["index.html"].read_text()
+    section = page[page.index('<section id="online">') :]
+    section = section[: section.index("</section>")]
+    assert "Online RL training curves" in section and "data:image/png;base64," in section
+    # without online cells there is no such section
+    assert '<section id="online">' not in write_report(make_run_dir(tmp_path / "plain"))["index.html"].read_text()

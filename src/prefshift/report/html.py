@@ -205,6 +205,16 @@ def render_html(results: StudyResults, tables: ReportTables, paragraph: str) -> 
                 html_table(tables.rounds),
             )
         )
+    if results.online_steps is not None and not results.online_steps.empty:
+        sections.append(
+            _section(
+                "online",
+                "Online RL training curves",
+                _note("Per step of each GRPO/RLOO/PPO cell: the reward model's mean reward (what is optimised), "
+                      "the gold reward of the same samples, and the KL to the reference."),
+                _image(plots.online_figure(results.online_steps), "online RL training curves"),
+            )
+        )
     sections.append(_section("provenance", "Provenance", html_table(provenance_table(results))))
     title = html.escape(f"prefshift report: {name}")
     subtitle = html.escape(f"task {study.get('task', MISSING)}; source {results.source} → targets {targets}")

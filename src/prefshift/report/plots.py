@@ -329,3 +329,21 @@ def rounds_figure(rounds: pd.DataFrame) -> str:
         ax.set_xlabel("round")
         ax.grid(alpha=0.3)
     return to_base64_png(fig)
+
+
+def online_figure(steps: pd.DataFrame) -> str:
+    """Per online cell, reward-model and gold reward per step, and KL to the reference: the RM rising
+    while gold falls is reward-model over-optimisation."""
+    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for i, (cell, group) in enumerate(steps.sort_values("step").groupby("cell_id", sort=False)):
+        colour = PALETTE[i % len(PALETTE)]
+        for ax, column in zip(axes, ("reward_rm", "reward_gold", "kl"), strict=True):
+            if column in group:
+                ax.plot(group["step"], group[column], color=colour, label=cell if column == "reward_rm" else None)
+    for ax, label in zip(axes, ("reward-model reward", "gold reward", "KL to reference (per sequence)"), strict=True):
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    return to_base64_png(fig)

@@ -64,6 +64,7 @@ class StudyResults:
     rounds: pd.DataFrame | None
     source: str
     targets: tuple[str, ...]
+    online_steps: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,10 @@ def load_results(run_dir: str | Path) -> StudyResults:
     samples = pd.read_parquet(samples_path, columns=SAMPLE_COLUMNS) if samples_path.exists() else None
     rounds_path = results / "rounds.parquet"
     rounds = pd.read_parquet(rounds_path) if rounds_path.exists() else None
+    steps_path = results / "online_steps.parquet"
+    steps = pd.read_parquet(steps_path) if steps_path.exists() else None
     source, targets = _domains(cells, study)
-    return StudyResults(cells, study, samples, rounds, source, targets)
+    return StudyResults(cells, study, samples, rounds, source, targets, steps)
 
 
 def _domains(cells: pd.DataFrame, study: dict[str, Any]) -> tuple[str, tuple[str, ...]]:

@@ -19,6 +19,7 @@ filesystem with working locks, e.g. NFSv4 or Lustre with ``flock`` enabled.)
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,18 @@ class LocalExecutor:
         return results
 
 
-def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+def _call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], env: Mapping[str, str]
+) -> Any:
+    """Run one task in a worker with ``env`` applied. The variables are set here, not only in Ray's
+    ``runtime_env``, because a minimal ``ray`` install (without ``ray[default]``) ignores
+    ``runtime_env.env_vars``; the torch thread pool is sized explicitly for the same reason (its OpenMP
+    pool may already exist when the variable is set)."""
+    os.environ.update(env)
+    if "OMP_NUM_THREADS" in env:
+        import torch
+
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     return fn(*args, **kwargs)
 
 
@@ -129,10 +141,11 @@ class RayExecutor:
             max_retries=0,  # a failed training cell is a bug to report, not a flake to repeat
             runtime_env={"env_vars": {**THREAD_ENV, **(env_vars or {})}},
         )
+        self._env = {**THREAD_ENV, **(env_vars or {})}
 
     def map(self, tasks: Sequence[Task]) -> list[Any]:
         refs = [
-            self._remote.options(name=t.name, **self._options).remote(t.fn, t.args, dict(t.kwargs))
+            self._remote.options(name=t.name, **self._options).remote(t.fn, t.args, dict(t.kwargs), self._env)
             for t in tasks
         ]
         results = []

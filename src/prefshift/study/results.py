@@ -208,6 +208,18 @@ def phenomena(
     return checks
 
 
+def _online_steps(cells) -> pd.DataFrame | None:
+    """The per-step logs of online cells (``steps.jsonl`` beside their model): RM and gold reward, KL,
+    length per step — the curves on which reward-model over-optimisation shows."""
+    frames = []
+    for cell in cells:
+        path = Path(cell.model_dir).parent / "steps.jsonl"
+        if path.exists():
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            frames.append(pd.DataFrame(rows).assign(cell_id=cell.cell_id, objective=cell.objective, strategy=cell.strategy))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def write_results(
     study, cells, results: dict[str, Path], domains: dict[str, Any], precision: str
 ) -> pd.DataFrame:
@@ -219,6 +231,9 @@ def write_results(
     res.mkdir(parents=True, exist_ok=True)
     table.to_parquet(res / "cells.parquet")
     samples.to_parquet(res / "samples.parquet")
+    steps = _online_steps(cells)
+    if steps is not None:
+        steps.to_parquet(res / "online_steps.parquet")
     summary = summary_table(table, source, targets)
     checks = phenomena(table, source, targets[0], samples, seed=study.cfg.seeds[0])
     atomic_write_json(
