@@ -25,7 +25,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from common import make_model
+from transformers import LlamaForCausalLM
 
 from prefshift.generation import SamplingParams, TransformersSampler
 from prefshift.generation.engine import resolve_precision
@@ -37,11 +38,7 @@ CASES = {"batch64": (64, 1), "n16": (8, 16)}  # name -> (prompts, samples per pr
 
 def build_model() -> LlamaForCausalLM:
     """The fixed benchmark model, random init, with EOS disabled for both contenders."""
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=2048, hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4
-    )
-    model = LlamaForCausalLM(config).eval()
+    model = make_model().eval()
     model.generation_config.eos_token_id = None
     return model
 

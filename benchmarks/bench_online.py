@@ -28,51 +28,22 @@ import copy
 import random
 import statistics
 import tempfile
-import time
 import warnings
 
 import datasets
-import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback
+from common import WORDS, StepTimer, make_model, make_tokenizer
 
 from prefshift.training.online import OnlineConfig, OnlineTrainer
 from prefshift.training.run import resolve_precision
 
-VOCAB, PROMPT, NEW_TOKENS, LR = 2048, 64, 32, 1e-6
-
-
-def make_tokenizer() -> PreTrainedTokenizerFast:
-    words = [f"t{i}" for i in range(VOCAB - 4)]
-    vocab = {"<pad>": 0, "<bos>": 1, "<eos>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
+PROMPT, NEW_TOKENS, LR = 64, 32, 1e-6
 
 
 def make_prompts(n: int) -> list[str]:
     """Prompts of 63 words (+BOS = 64 tokens)."""
     r = random.Random(0)
-    words = [f"t{i}" for i in range(VOCAB - 4)]
+    words = WORDS
     return [" ".join(r.choices(words, k=PROMPT - 1)) for _ in range(n)]
-
-
-def make_model() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=256,
-        intermediate_size=1024,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    return LlamaForCausalLM(cfg)
 
 
 def reward(texts: list[str]) -> list[float]:
@@ -80,23 +51,9 @@ def reward(texts: list[str]) -> list[float]:
     return [len(set(t.split())) / NEW_TOKENS for t in texts]
 
 
-class StepTimer(TrainerCallback):
-    """Wall time between consecutive optimizer steps (generation included, as a user would see)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._last = 0.0
-
-    def on_train_begin(self, args, state, control, **kw):
-        self._last = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kw):
-        now = time.perf_counter()
-        self.times.append(now - self._last)
-        self._last = now
-
-
-def run_prefshift(model, tok, prompts: list[str], steps: int, group: int, per_step: int, beta: float) -> list[float]:
+def run_prefshift(
+    model, tok, prompts: list[str], steps: int, group: int, per_step: int, beta: float
+) -> list[float]:
     cfg = OnlineConfig(
         algorithm="grpo",
         num_generations=group,
@@ -117,7 +74,9 @@ def run_prefshift(model, tok, prompts: list[str], steps: int, group: int, per_st
     return [h["step_s"] for h in history]
 
 
-def run_trl(path: str, tok, prompts: list[str], steps: int, group: int, per_step: int, beta: float, tuned: bool) -> list[float]:
+def run_trl(
+    path: str, tok, prompts: list[str], steps: int, group: int, per_step: int, beta: float, tuned: bool
+) -> list[float]:
     """TRL gets the model as a path, as a new user gives it (with β > 0 it loads its reference from there)."""
     import trl
 
@@ -186,7 +145,9 @@ def main() -> None:
         f"\nGRPO, {args.prompts} prompts x G={args.generations} per step, 64-token prompts, {NEW_TOKENS} new "
         f"tokens, beta={args.beta}, ≈5.3M-param Llama, {precision} (both); ratios >1 mean prefshift is faster"
     )
-    print(f"prefshift steps/s = {1 / med['prefshift']:.3f}, TRL defaults steps/s = {1 / med['trl-defaults']:.3f}")
+    print(
+        f"prefshift steps/s = {1 / med['prefshift']:.3f}, TRL defaults steps/s = {1 / med['trl-defaults']:.3f}"
+    )
     if "trl-tuned" in med:
         print(f"speedup_vs_trl_tuned={med['trl-tuned'] / med['prefshift']:.2f}  (no gradient checkpointing)")
     workdir.cleanup()

@@ -27,8 +27,7 @@ import warnings
 import datasets
 import torch
 import torch.nn.functional as F
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback
+from common import WORDS, StepTimer, make_model, make_tokenizer
 
 from prefshift.data.formats import validate
 from prefshift.data.tokenize import tokenize
@@ -36,24 +35,13 @@ from prefshift.objectives import get_objective
 from prefshift.training.run import training_args
 from prefshift.training.trainer import PreferenceTrainer
 
-VOCAB, PROMPT, RESPONSE, PAIRS, BATCH, LR, BETA = 2048, 64, 32, 256, 16, 1e-4, 0.1
-
-
-def make_tokenizer() -> PreTrainedTokenizerFast:
-    words = [f"t{i}" for i in range(VOCAB - 4)]
-    vocab = {"<pad>": 0, "<bos>": 1, "<eos>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
+PROMPT, RESPONSE, PAIRS, BATCH, LR, BETA = 64, 32, 256, 16, 1e-4, 0.1
 
 
 def make_data(n: int) -> datasets.Dataset:
     """Prompts of 63 words (+BOS = 64 tokens), responses of 31 words (+EOS = 32 tokens)."""
     r = random.Random(0)
-    words = [f"t{i}" for i in range(VOCAB - 4)]
+    words = WORDS
 
     def text(k: int) -> str:
         return " ".join(r.choices(words, k=k))
@@ -68,37 +56,6 @@ def make_data(n: int) -> datasets.Dataset:
             for _ in range(n)
         ]
     )
-
-
-def make_model() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=256,
-        intermediate_size=1024,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    return LlamaForCausalLM(cfg)
-
-
-class StepTimer(TrainerCallback):
-    """Wall time between consecutive optimizer steps (data loading included, as a user would see)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._last = 0.0
-
-    def on_train_begin(self, args, state, control, **kw):
-        self._last = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kw):
-        now = time.perf_counter()
-        self.times.append(now - self._last)
-        self._last = now
 
 
 def run_prefshift(model, tok, raw, bf16: bool, out: str) -> list[float]:
