@@ -69,8 +69,9 @@ def test_study_writes_results_and_report(tiny_run) -> None:
     cells = pd.read_parquet(out / "results" / "cells.parquet")
     assert set(cells.strategy) == {"source_only", "pseudo_label", "sft_source", "sft_pseudo"}
     assert set(cells.domain) == {"forum", "news"}
-    for col in ("win_rate", "win_rate_ci_low", "win_rate_vs_sft", "ead", "kl_seq", "length_mean"):
+    for col in ("win_rate", "win_rate_ci_low", "win_rate_vs_sft", "win_rate_lc", "ead", "kl_seq", "length_mean"):
         assert col in cells and cells[col].notna().any(), col
+    assert cells.win_rate_lc.between(0, 1).all() and (cells.win_rate_lc_ci_low <= cells.win_rate_lc_ci_high).all()
     assert {"wr_forum", "wr_news", "gap_news"} <= set(summary.columns)
     study = json.loads((out / "results" / "study.json").read_text())
     assert [p["id"] for p in study["phenomena"]] == ["1", "2", "3", "4", "5", "6"]

@@ -19,7 +19,13 @@ import pandas as pd
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from prefshift.data.tokenize import encode
-from prefshift.evaluation import diversity_report, kl_estimate, length_summary, win_rate
+from prefshift.evaluation import (
+    diversity_report,
+    kl_estimate,
+    length_controlled_win_rate,
+    length_summary,
+    win_rate,
+)
 from prefshift.runinfo import atomic_write_json
 from prefshift.training.reference import compute_logps
 
@@ -63,6 +69,17 @@ def evaluate_cell(study, cell, init_dir: Path, tests: dict[str, list[dict[str, A
             "reference_gold_mean": float(ref_golds.mean()),
             "n_prompts": len(examples),
         }
+        # length-controlled win rate (AlpacaEval-LC): the judge's preference with the length difference
+        # regressed out, so a policy that wins by writing longer loses that part of its margin
+        lc = length_controlled_win_rate(
+            (np.sign(golds - ref_golds) + 1) / 2,
+            lengths,
+            [len(ex["reference"].split()) for ex in examples],
+            rng_seed=seed,
+            n_bootstrap=max(1, spec.bootstrap),
+        )
+        m.update(win_rate_lc=lc.lc_win_rate, win_rate_lc_ci_low=lc.ci_low, win_rate_lc_ci_high=lc.ci_high,
+                 judge_length_coef=lc.length_coef)
         finished = [s.finished for s in outs]
         m.update({f"length_{k}": v for k, v in length_summary(lengths, finished=finished).items()})
         m["reference_length_mean"] = float(np.mean([len(ex["reference"].split()) for ex in examples]))
