@@ -90,7 +90,7 @@ def run_rounds(study: Study, t_start: float) -> pd.DataFrame:
 
     rm_dir = None
     if "reward_model" in (spec.labeller, spec.judge):
-        rm_dir = _reward_model(study, static_dir / "pairs.parquet", sft, seed0)
+        rm_dir = study.reward_model(static_dir / "pairs.parquet", sft, seed0)
 
     tests = {d: load_split(world, d, "test")[: cfg.evaluation.n_prompts] for d in [source, *targets]}
 
@@ -106,8 +106,10 @@ def run_rounds(study: Study, t_start: float) -> pd.DataFrame:
     sft_cell = Cell("sft_source", "sft", "sft_source", {}, seed0, "sft_source", sft)
     cells, results = [sft_cell], {"sft_source": evaluate(sft_cell)}
     round_rows: list[dict[str, Any]] = []
-    labeller = _scorer(spec.labeller, spec, rm_dir, seed0)
-    judge = _judge(spec.judge, cfg, rm_dir, seed0)
+    # pointwise scorers, each loaded once: the gold reward and, when asked for, the source RM
+    scorers = {"gold": study.score, "reward_model": _rm_scorer(rm_dir) if rm_dir is not None else None}
+    labeller = _scorer(spec.labeller, cfg, scorers, seed0)
+    judge = _judge(spec.judge, cfg, scorers, seed0)
 
     # 3. rounds
     steps = _Steps(
@@ -317,33 +319,18 @@ def _on_policy_pairs(study: Study, d: Path, policy: Path, examples, labeller, se
     pd.DataFrame(pairs).to_parquet(d / "pairs.parquet")
 
 
-def _reward_model(study: Study, pairs: Path, init: Path, seed: int) -> Path:
-    tcfg = study.cfg.training
-    params = {"pairs": pairs.parent.name, "training": tcfg.model_dump()}
-    fit = lambda d: study.train(  # noqa: E731 - one call, named for the stage
-        "reward", _records(pairs), init, d, learning_rate=tcfg.reward_lr, epochs=tcfg.reward_epochs, seed=seed
-    )
-    return study.stage("reward_model", params, fit) / "model"
-
-
-def _gold(examples, texts) -> list[float]:
-    return [gold_reward(ex["record"], t) for ex, t in zip(examples, texts, strict=True)]
-
-
-def _scorer(kind: str, spec, rm_dir: Path | None, seed: int) -> Scorer | None:
+def _scorer(kind: str, cfg, scorers: dict[str, Scorer | None], seed: int) -> Scorer | None:
     """Pointwise labeller of on-policy samples; None = the simulated pairwise annotators."""
     if kind == "annotator":
         return None
-    if kind == "gold":
-        return _gold
-    if kind == "reward_model":
-        return _rm_scorer(rm_dir)
+    if kind in scorers:
+        return scorers[kind]
     from prefshift.judging import LLMJudge, make_labeller
 
-    return make_labeller(LLMJudge(spec.llm_judge), seed=seed)
+    return make_labeller(LLMJudge(cfg.rounds.llm_judge), seed=seed)
 
 
-def _judge(kind: str, cfg, rm_dir: Path | None, seed: int):
+def _judge(kind: str, cfg, scorers: dict[str, Scorer | None], seed: int):
     """Pairwise ranker of the boundary score: (examples, a, b) -> P(a better) per comparison."""
     if kind == "llm_judge":
         from prefshift.judging import LLMJudge
@@ -372,7 +359,7 @@ def _judge(kind: str, cfg, rm_dir: Path | None, seed: int):
             return out
 
         return annotate
-    score = _gold if kind == "gold" else _rm_scorer(rm_dir)
+    score = scorers[kind]
 
     def compare(examples, a, b):
         sa, sb = score(examples, a), score(examples, b)

@@ -66,6 +66,11 @@ def _key(obj: Any) -> str:
     return hashlib.blake2b(json.dumps(obj, sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
 
 
+def _stage_name(kind: str, params: dict[str, Any]) -> str:
+    """A stage's directory name: its kind and a hash of everything it depends on."""
+    return f"{kind}-{_key({'kind': kind, **params})}"
+
+
 class Study:
     """State of one study run: its config, stage cache and the time spent sampling vs training."""
 
@@ -91,7 +96,9 @@ class Study:
 
     # -- the stage primitive ------------------------------------------------------------------
     def stage(self, kind: str, params: dict[str, Any], fn) -> Path:
-        name = f"{kind}-{_key({'kind': kind, **params})}"
+        return self._run(_stage_name(kind, params), fn)
+
+    def _run(self, name: str, fn) -> Path:
         t0 = time.perf_counter()
         path = run_stage(self.cache, name, fn, key=name)
         print(f"[stage] {name:36s} {time.perf_counter() - t0:7.1f}s", flush=True)
@@ -99,7 +106,7 @@ class Study:
 
     def defer(self, kind: str, params: dict[str, Any], fn) -> Path:
         """Queue an independent stage (a grid cell, an evaluation) for ``run_deferred``; its path now."""
-        name = f"{kind}-{_key({'kind': kind, **params})}"
+        name = _stage_name(kind, params)
         self._pending.append((name, fn))
         return self.cache / name
 
@@ -111,9 +118,7 @@ class Study:
         spec = self.cfg.execution
         if spec.backend == "local" or len(todo) < 2:
             for name, fn in pending:
-                t0 = time.perf_counter()
-                run_stage(self.cache, name, fn, key=name)
-                print(f"[stage] {name:36s} {time.perf_counter() - t0:7.1f}s", flush=True)
+                self._run(name, fn)
             return
         from prefshift.study.executor import RayExecutor, Task
 
@@ -187,6 +192,18 @@ class Study:
         return fn
 
     # -- training ---------------------------------------------------------------------------------
+    def reward_model(self, pairs: Path, init: Path, seed: int) -> Path:
+        """Bradley–Terry reward model on a pair set, from ``init`` (the source SFT model): the
+        pseudo-judging labeller, the reward of online cells and the rounds' RM labeller/judge."""
+        tcfg = self.cfg.training
+        params = {"pairs": pairs.parent.name, "training": tcfg.model_dump()}
+
+        def fit(d: Path) -> None:
+            rows = _records(pairs)
+            self.train("reward", rows, init, d, learning_rate=tcfg.reward_lr, epochs=tcfg.reward_epochs, seed=seed)
+
+        return self.stage("reward_model", params, fit) / "model"
+
     def train(self, kind: str, rows: list[dict[str, Any]], init: Path, out: Path, **kw: Any) -> None:
         kw.setdefault("batch_size", self.cfg.training.batch_size)
         with self.timed("training"):
@@ -328,28 +345,9 @@ def run_study(config: str | Path | StudyConfig, out: str | Path | None = None) -
     if pseudo_dir is not None:
         pair_sets["pseudo"] = pseudo_dir / "pairs.parquet"
 
-    def reward_model(pairs: Path) -> Path:
-        """Bradley–Terry reward model on a pair set (from the source SFT model): the pseudo-judging
-        labeller and the reward of online cells."""
-        rm_params = {"pairs": pairs.parent.name, "training": tcfg.model_dump()}
-        rm_dir = study.stage(
-            "reward_model",
-            rm_params,
-            lambda d: study.train(
-                "reward",
-                _records(pairs),
-                sft_source,
-                d,
-                learning_rate=tcfg.reward_lr,
-                epochs=tcfg.reward_epochs,
-                seed=seed0,
-            ),
-        )
-        return rm_dir / "model"
-
     if "pseudo_judge" in cfg.strategies:
         labeller = cfg.pseudo_label.labeller
-        scorer_dir = reward_model(pair_sets["source"]) if labeller == "reward_model" else None
+        scorer_dir = study.reward_model(pair_sets["source"], sft_source, seed0) if labeller == "reward_model" else None
 
         def make_judged(d: Path) -> None:
             if labeller == "llm_judge":
@@ -396,7 +394,7 @@ def run_study(config: str | Path | StudyConfig, out: str | Path | None = None) -
         for spec, seed in itertools.product(cfg.objectives, cfg.seeds):
             if spec.name in online.ONLINE_OBJECTIVES:
                 # the reward-model branch: init = the strategy's SFT model, reward = an RM on its pairs
-                rm = reward_model(pair_sets[pair_name])
+                rm = study.reward_model(pair_sets[pair_name], sft_source, seed0)
                 rows = online.prompt_rows(_records(pair_sets[pair_name]), train_examples)
                 for hp in _grid(spec):
                     config = online.online_config(
