@@ -28,6 +28,7 @@ import torch
 from common import make_model
 from transformers import LlamaForCausalLM
 
+from prefshift.allocator import keep_freed_memory
 from prefshift.generation import SamplingParams, TransformersSampler
 from prefshift.generation.engine import resolve_precision
 
@@ -101,6 +102,7 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch intra-op threads (1 is steadier on a shared CPU)"
     )
     args = parser.parse_args()
+    keep_freed_memory()  # process-wide: every contender runs under the same allocator settings
     if args.threads:
         torch.set_num_threads(args.threads)
     reps = args.reps or (3 if args.quick else 9)

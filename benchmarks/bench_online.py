@@ -33,6 +33,7 @@ import warnings
 import datasets
 from common import WORDS, StepTimer, make_model, make_tokenizer
 
+from prefshift.allocator import keep_freed_memory
 from prefshift.training.online import OnlineConfig, OnlineTrainer
 from prefshift.training.run import resolve_precision
 
@@ -119,6 +120,7 @@ def main() -> None:
     ap.add_argument("--beta", type=float, default=0.0, help="KL coefficient, both sides (TRL default 0)")
     ap.add_argument("--quick", action="store_true", help="one round, no tuned-TRL line")
     args = ap.parse_args()
+    keep_freed_memory()  # process-wide: every contender runs under the same allocator settings
     rounds = 1 if args.quick else args.rounds
     tok, base = make_tokenizer(), make_model()
     workdir = tempfile.TemporaryDirectory(prefix="bench-online-")

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from common import WORDS, StepTimer, make_model, make_tokenizer
 
+from prefshift.allocator import keep_freed_memory
 from prefshift.data.formats import validate
 from prefshift.data.tokenize import tokenize
 from prefshift.objectives import get_objective
@@ -153,6 +154,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="one round, fp32 lines skipped")
     args = ap.parse_args()
+    keep_freed_memory()  # process-wide: every contender runs under the same allocator settings
     rounds = 1 if args.quick else args.rounds
     tok, raw, base = make_tokenizer(), make_data(PAIRS), make_model()
     contenders = {

@@ -289,6 +289,31 @@ def test_failed_compile_falls_back_to_eager(
     assert fallback.token_ids() == eager.token_ids()
 
 
+@pytest.mark.slow  # ~30 s of inductor compilation on a cold cache
+def test_compiled_engine_matches_eager_and_keeps_decode_attention_opaque(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+    original = engine._decode_attention
+
+    def counting(*args: torch.Tensor | float) -> torch.Tensor:
+        calls.append(torch.compiler.is_compiling())
+        return original(*args)
+
+    # the custom op's eager kernel is looked up at call time, so counting sees the compiled calls
+    monkeypatch.setattr(engine, "_decode_attention", counting)
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=10, seed=3, return_logprobs=True)
+    model = tiny_model()
+    eager = TransformersSampler(model, precision="fp32", compile=False).generate(PROMPTS, params)
+    eager_calls = len(calls)
+    compiled = TransformersSampler(model, precision="fp32", compile=True).generate(PROMPTS, params)
+    assert compiled.token_ids() == eager.token_ids()
+    for a, b in zip(compiled, eager, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+    # inside the compiled graph the attention ran as the opaque op's kernel, not as inductor code
+    assert len(calls) > eager_calls and not any(calls[eager_calls:])
+
+
 def test_batch_size_follows_the_kv_budget() -> None:
     model = tiny_model()
     # 2 layers x 2 kv heads x 16 head dim x (keys + values) x 4 bytes = 512 bytes per cached token.

@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from prefshift.allocator import keep_freed_memory
+
 
 def _parse_params(items: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
@@ -125,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )

@@ -59,14 +59,14 @@ _PREFILL_CHUNK_TOKENS = 1024
 # exceeds this many full-batch steps, so a drop always pays for itself.
 _COMPACTION_COST_STEPS = 1.0
 
-# torch.compile (decode step + dynamic-shape prefill), measured with benchmarks/bench_generate.py
-# --compile on the 2-core AVX-512-BF16 CPU, 1 thread: +17 % tokens/s for 64 prompts x 1 sample in
-# bf16, +4 % for 8 x 16, +3-6 % in fp32; but the first call spends 20-40 s compiling (inductor
-# caches it on disk) and new decode shapes can recompile. Off by default; worth it for long runs.
-# The decode step alone (64 rows, bf16, 1 thread): 11.3 -> 10.1 ms per step (p25 of 300) for 3.8 s
-# of compile with a warm inductor cache (~20 s cold); with inductor's weight freezing 9.4 ms for
-# 10.7 s. Breaking even takes ~3k decode steps warm, ~17k cold: a size threshold would rarely
-# trigger in a study's calls, so there is none.
+# torch.compile (decode step + dynamic-shape prefill), measured on the 2-core AVX-512-BF16 CPU at 2
+# threads, bf16, 64 prompts x 1 sample (benchmarks/bench_generate.py --compile, alternating): +22 %
+# tokens/s (+28 % for 8 x 16), prefill -30 %, decode step 7.0 -> 6.2 ms (with the opaque decode
+# attention below; without it the compiled step was no faster than eager). The cost: the first call
+# compiles for ~40 s on a cold inductor cache (~11 s warm) and a new decode batch size adds ~12 s
+# (~2 s warm), so it pays off after ~1M sampled tokens cold. A study builds one sampler per trained
+# model, each compiling again, so it stays off by default; long single-model runs (online RL, large
+# evaluations) can turn it on.
 _COMPILE_DEFAULT = False
 
 
@@ -125,9 +125,8 @@ def _attention(
     makes the bf16 batched matmul copy the slice first, measured 5x slower. ``dropout`` is ignored
     (sampling runs in eval mode).
     """
-    batch, heads, q_len, head_dim = query.shape
-    kv_heads = key.shape[1]
-    groups = heads // kv_heads
+    _, heads, q_len, _ = query.shape
+    groups = heads // key.shape[1]
     # Under autocast the query leaves RoPE in fp32 while the cache holds bf16: compute in bf16,
     # as autocast would.
     query = query.to(key.dtype)
@@ -136,10 +135,39 @@ def _attention(
             key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
         return out.transpose(1, 2), None
-    scores = torch.matmul(query.reshape(batch, kv_heads, groups, head_dim), key.transpose(-1, -2))
+    decode = _decode_attention_op if torch.compiler.is_compiling() else _decode_attention
+    return decode(query, key, value, attention_mask, scaling), None
+
+
+def _decode_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor, scaling: float
+) -> torch.Tensor:
+    """One query per row against the whole cache, query heads grouped per KV head."""
+    batch, heads, _, head_dim = query.shape
+    kv_heads = key.shape[1]
+    scores = torch.matmul(query.reshape(batch, kv_heads, heads // kv_heads, head_dim), key.transpose(-1, -2))
     scores = scores * scaling + attention_mask
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
-    return torch.matmul(probs, value).reshape(batch, 1, heads, head_dim), None
+    return torch.matmul(probs, value).reshape(batch, 1, heads, head_dim)
+
+
+# Under torch.compile the decode attention is an opaque op: inductor lowers a CPU bmm with one
+# query row to a generated multiply-and-sum loop ("memory bound", torch/_inductor/kernel/bmm.py),
+# measured at 0.8 ms per layer against 0.35 ms for the two aten bmm calls here, which made the
+# compiled decode step no faster than eager (7.3 vs 7.0 ms on the benchmark model). In eager mode the
+# plain function runs, without the custom-op dispatch (~0.1 ms per call).
+@torch.library.custom_op("prefshift::decode_attention", mutates_args=())
+def _decode_attention_op(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor, scaling: float
+) -> torch.Tensor:
+    return _decode_attention(query, key, value, attention_mask, scaling)
+
+
+@_decode_attention_op.register_fake
+def _(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor, scaling: float
+) -> torch.Tensor:
+    return query.new_empty(query.shape[:1] + (1,) + query.shape[1:2] + query.shape[3:], dtype=value.dtype)
 
 
 _ATTENTION_NAME = "prefshift_engine"

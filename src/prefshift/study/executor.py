@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from prefshift.allocator import keep_freed_memory
 from prefshift.stages import run_stage
 
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -89,6 +90,7 @@ def _call(
     ``runtime_env.env_vars``; the torch thread pool is sized explicitly for the same reason (its OpenMP
     pool may already exist when the variable is set)."""
     os.environ.update(env)
+    keep_freed_memory()
     if "OMP_NUM_THREADS" in env:
         import torch
 
