@@ -1,5 +1,8 @@
 """Build the synthetic world: data → tokenizer → pretrained LM → source SFT model → sanity table.
 
+The SFT model is checked on the source dev split and trained further if it has not yet learnt the task
+(see ``_extend_until_competent``).
+
 Every artefact is saved in the standard Hugging Face layout (``save_pretrained``), so every later stage
 loads it exactly like a hub model. Each step is an atomic stage directory (`prefshift.stages`): a killed
 build resumes where it stopped.
@@ -73,6 +76,7 @@ def _train(
     lr: float,
     profile: WorldProfile,
     seed: int,
+    history: str = "log_history.json",
 ):
     ds = tokenize(datasets.Dataset.from_list(rows), tok, "sft", max_completion_length=256)
     args = training_args(
@@ -88,17 +92,71 @@ def _train(
     trainer.train()
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    atomic_write_json(out / "log_history.json", trainer.state.log_history)
+    atomic_write_json(out / history, trainer.state.log_history)
 
 
-def _greedy(model_dir: Path, prompts: list[str], max_new_tokens: int) -> list[str]:
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
+def _greedy(model, tok, prompts: list[str], max_new_tokens: int) -> list[str]:
     sampler = get_sampler(model, tok, backend="transformers")
     samples = sampler.generate(
         prompts, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
     )
     return [t or "" for t in samples.texts()]
+
+
+def _extend_until_competent(
+    model,
+    tok,
+    rows: list[dict[str, str]],
+    dev: list[dict[str, Any]],
+    out: Path,
+    profile: WorldProfile,
+    seed: int,
+) -> None:
+    """Extend SFT until its greedy outputs reach ``sft_min_gold_fraction`` of the references' gold.
+
+    Why: the small world models learn to copy facts from the document in a sudden transition whose
+    timing depends on the seed and on numerics (thread count, CPU). With the quick profile's 10 epochs,
+    seeds 0 and 2 were past it (forum test gold 0.49 and 0.67) while seed 1, and seed 0 on one thread,
+    were not (-0.21 and -0.13, below a corrupted reference's 0.33): a study on such a world measures
+    nothing. Extensions restart a warm-up + cosine schedule at half the learning rate (a full-rate
+    restart undoes part of what was learned); one extension of 4 epochs took those two runs to 0.31
+    and 0.66. A world already past the transition is left exactly as trained. The evaluations are
+    recorded in ``sft_schedule.json`` next to the model.
+    """
+    target = profile.sft_min_gold_fraction * mean_gold(dev, [ex["reference"] for ex in dev])
+    prompts = [ex["prompt"] for ex in dev]
+    schedule = [{"epochs": profile.sft_epochs, "learning_rate": profile.sft_lr}]
+    for extension in range(profile.sft_max_extensions + 1):
+        model.eval()
+        schedule[-1]["dev_gold"] = mean_gold(dev, _greedy(model, tok, prompts, profile.max_new_tokens))
+        model.train()
+        if schedule[-1]["dev_gold"] >= target or extension == profile.sft_max_extensions:
+            break
+        lr = profile.sft_lr / 2
+        print(f"SFT dev gold {schedule[-1]['dev_gold']:.3f} < {target:.3f}: extending by "
+              f"{profile.sft_extension_epochs:g} epochs at lr {lr:g}", flush=True)
+        _train(
+            model,
+            tok,
+            rows,
+            out,
+            profile.sft_extension_epochs,
+            lr,
+            profile,
+            seed + extension + 1,
+            history=f"log_history_extension{extension + 1}.json",
+        )
+        schedule.append({"epochs": profile.sft_extension_epochs, "learning_rate": lr})
+    atomic_write_json(
+        out / "sft_schedule.json",
+        {"target_dev_gold": target, "reached": schedule[-1]["dev_gold"] >= target, "runs": schedule},
+    )
+    if schedule[-1]["dev_gold"] < target:
+        print(
+            f"warning: SFT dev gold {schedule[-1]['dev_gold']:.3f} is still below {target:.3f} after "
+            f"{profile.sft_max_extensions} extensions; raise sft_epochs or sft_max_extensions",
+            flush=True,
+        )
 
 
 def mean_gold(examples: list[dict[str, Any]], texts: list[str]) -> float:
@@ -108,10 +166,12 @@ def mean_gold(examples: list[dict[str, Any]], texts: list[str]) -> float:
 
 def sanity_table(world_dir: Path, task: str, max_new_tokens: int, seed: int) -> list[dict[str, Any]]:
     """Per domain: mean gold reward of the reference, the SFT model's greedy output, a corrupted reference."""
+    model = AutoModelForCausalLM.from_pretrained(str(world_dir / "sft"))
+    tok = AutoTokenizer.from_pretrained(str(world_dir / "sft"))
     rows = []
     for domain in domains(task):
         test = load_split(world_dir, domain, "test")
-        outputs = _greedy(world_dir / "sft", [ex["prompt"] for ex in test], max_new_tokens)
+        outputs = _greedy(model, tok, [ex["prompt"] for ex in test], max_new_tokens)
         rng = random.Random(derive_seed("sanity-corruption", domain, seed))
         corrupted = [random_corruption(ex["record"], ex["reference"], rng)[1] for ex in test]
 
@@ -185,6 +245,7 @@ def build_world(
         model = AutoModelForCausalLM.from_pretrained(str(out / "pretrained"))
         rows = [{"prompt": ex["prompt"], "completion": " " + ex["reference"]} for ex in train]
         _train(model, tok, rows, d, prof.sft_epochs, prof.sft_lr, prof, seed)
+        _extend_until_competent(model, tok, rows, load_split(out, doms[0], "dev"), d, prof, seed)
 
     run_stage(out, "sft", sft)
 

@@ -24,6 +24,15 @@ class WorldProfile(BaseModel):
     pretrain_lr: float = Field(gt=0)
     sft_epochs: float = Field(gt=0)
     sft_lr: float = Field(gt=0)
+    sft_min_gold_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="the SFT model must reach this fraction of the references' gold reward on the source "
+        "dev split (greedy); below it, SFT is extended",
+    )
+    sft_extension_epochs: float = Field(4, gt=0, description="epochs of each SFT extension")
+    sft_max_extensions: int = Field(3, ge=0, description="SFT extensions at most; 0 = none")
     batch_size: int = Field(32, gt=0)
     max_new_tokens: int = Field(32, gt=0)
 
@@ -39,7 +48,8 @@ PROFILES: dict[str, WorldProfile] = {
         pretrain_epochs=3,
         pretrain_lr=3e-3,
         # a 4-layer model learns to copy facts from the document in a sudden transition (≈ epoch 4–8 at
-        # this learning rate); 10 epochs land past it: partly competent on the source, weak on targets
+        # this learning rate); 10 epochs usually land past it (partly competent on the source, weak on
+        # targets), and the build extends SFT when they do not (see sft_min_gold_fraction)
         sft_epochs=10,
         sft_lr=3e-3,
     ),
