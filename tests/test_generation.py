@@ -289,6 +289,29 @@ def test_failed_compile_falls_back_to_eager(
     assert fallback.token_ids() == eager.token_ids()
 
 
+@pytest.mark.skipif(not engine._PREPACK_AVAILABLE, reason="needs oneDNN")
+def test_prepacked_bf16_weights_give_the_same_samples_and_are_restored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=10, seed=5, return_logprobs=True)
+    model = tiny_model()
+    packed_calls = []
+    original = engine._packed_linear
+
+    def counting(*args: object, **kwargs: object) -> torch.Tensor:
+        packed_calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_packed_linear", counting)
+    packed = TransformersSampler(model, precision="bf16").generate(PROMPTS, params)
+    assert packed_calls  # the packed path ran
+    assert not any("forward" in m.__dict__ for m in model.modules())  # and was undone
+    monkeypatch.setattr(engine, "_PREPACK_AVAILABLE", False)
+    plain = TransformersSampler(model, precision="bf16").generate(PROMPTS, params)
+    assert packed.token_ids() == plain.token_ids()
+    assert [s.logprobs for s in packed] == [s.logprobs for s in plain]
+
+
 @pytest.mark.slow  # ~30 s of inductor compilation on a cold cache
 def test_compiled_engine_matches_eager_and_keeps_decode_attention_opaque(
     monkeypatch: pytest.MonkeyPatch,

@@ -21,11 +21,13 @@ transformers' cache classes and removes everything else from the step:
 * rows that hit EOS are dropped from the batch when the compute saved outweighs the copy of the
   cache (see ``_COMPACTION_COST_STEPS``);
 * ``precision="bf16"`` runs under ``torch.autocast`` (one context for the whole call, so the
-  weight casts are cached across steps).
+  weight casts are cached across steps); on CPU the linear weights are also reordered once per call
+  into oneDNN's blocked layout (see ``_prepacked_linears``).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import secrets
@@ -170,6 +172,10 @@ def _(
     return query.new_empty(query.shape[:1] + (1,) + query.shape[1:2] + query.shape[3:], dtype=value.dtype)
 
 
+_PREPACK_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(
+    torch.ops.mkldnn, "_reorder_linear_weight"
+)
+
 _ATTENTION_NAME = "prefshift_engine"
 AttentionInterface.register(_ATTENTION_NAME, _attention)
 
@@ -247,6 +253,40 @@ def _last_layer_prefill_skipped(decoder: torch.nn.Module, model_type: str) -> It
         yield
     finally:
         handle.remove()
+
+
+def _packed_linear(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype
+) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(hidden.to(dtype), weight, bias, "none", [], "")
+
+
+@contextmanager
+def _prepacked_linears(modules: Sequence[torch.nn.Module], dtype: torch.dtype, rows: int) -> Iterator[None]:
+    """Run the ``nn.Linear`` layers of ``modules`` on oneDNN-prepacked ``dtype`` weights for a call.
+
+    Under CPU autocast every linear hands oneDNN a plain-layout bf16 weight, which it reorders into
+    its blocked layout on each call; reordering once per ``generate`` call (the same thing inductor's
+    weight freezing does) gives the same numbers (max difference 0 in tokens and log-probs on the
+    benchmark model) and cost, measured at 2 threads, bf16, 64 rows: 2.9 -> 1.9 ms of the 28 decoder
+    projections per decode step, -10 % for a whole 64 x 32-token call including the ~3 ms of packing.
+    Packing is redone every call, so a policy updated between calls (online RL) is sampled with its
+    current weights. Only exact ``nn.Linear`` modules without an instance-level ``forward`` (such as
+    accelerate's hooks) are switched; LoRA layers' inner linears are, their wrappers keep running.
+    """
+    switched = []
+    try:
+        for module in modules:
+            if type(module) is not torch.nn.Linear or "forward" in module.__dict__:
+                continue
+            weight = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach().to(dtype), rows)
+            bias = None if module.bias is None else module.bias.detach().to(dtype)
+            module.forward = functools.partial(_packed_linear, weight=weight, bias=bias, dtype=dtype)
+            switched.append(module)
+        yield
+    finally:
+        for module in switched:
+            del module.forward
 
 
 def _as_id_list(value: int | Sequence[int] | None) -> list[int]:
@@ -422,6 +462,7 @@ class TransformersSampler:
                 self._autocast(),
                 _attention_implementation(self._decoder.config, _ATTENTION_NAME),
                 _last_layer_prefill_skipped(self._decoder, self._model_type),
+                self._prepacked(min(max_rows, len(prompt_ids) * params.n)),
             ):
                 for pairs in batches:
                     tokens, logprobs = self._generate_batch(
@@ -436,6 +477,18 @@ class TransformersSampler:
         return self._assemble(outputs, len(prompt_ids), params, set(stop.tolist()))
 
     # ------------------------------------------------------------------ internals
+
+    def _prepacked(self, rows: int) -> AbstractContextManager[object]:
+        """:func:`_prepacked_linears` where it applies: eager bf16 autocast on a CPU with oneDNN."""
+        if (
+            self._autocast_dtype is None
+            or self.device.type != "cpu"
+            or self._compile  # inductor packs its own weights; packed tensors cannot be traced
+            or not _PREPACK_AVAILABLE
+        ):
+            return nullcontext()
+        modules = [*self._decoder.modules(), self._lm_head]
+        return _prepacked_linears(modules, self._autocast_dtype, rows)
 
     def _autocast(self) -> AbstractContextManager[object]:
         if self._autocast_dtype is None:
