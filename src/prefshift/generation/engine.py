@@ -172,10 +172,6 @@ def _(
     return query.new_empty(query.shape[:1] + (1,) + query.shape[1:2] + query.shape[3:], dtype=value.dtype)
 
 
-_PREPACK_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(
-    torch.ops.mkldnn, "_reorder_linear_weight"
-)
-
 _ATTENTION_NAME = "prefshift_engine"
 AttentionInterface.register(_ATTENTION_NAME, _attention)
 
@@ -253,6 +249,11 @@ def _last_layer_prefill_skipped(decoder: torch.nn.Module, model_type: str) -> It
         yield
     finally:
         handle.remove()
+
+
+_PREPACK_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(
+    torch.ops.mkldnn, "_reorder_linear_weight"
+)
 
 
 def _packed_linear(

@@ -115,9 +115,9 @@ def _extend_until_competent(
     """Extend SFT until its greedy outputs reach ``sft_min_gold_fraction`` of the references' gold.
 
     Why: the small world models learn to copy facts from the document in a sudden transition whose
-    timing depends on the seed and on numerics (thread count, CPU). With the quick profile's 10 epochs,
-    seeds 0 and 2 were past it (forum test gold 0.49 and 0.67) while seed 1, and seed 0 on one thread,
-    were not (-0.21 and -0.13, below a corrupted reference's 0.33): a study on such a world measures
+    timing depends on the seed and on numerics (thread count, CPU). With the quick profile's 10 epochs
+    on one pretrained model, training seeds 0 and 2 were past it (forum test gold 0.49 and 0.67) while
+    seed 1, and seed 0 on one thread, were not (-0.21 and -0.13, below a corrupted reference's 0.33): a study on such a world measures
     nothing. Extensions restart a warm-up + cosine schedule at half the learning rate (a full-rate
     restart undoes part of what was learned); one extension of 4 epochs took those two runs to 0.31
     and 0.66. A world already past the transition is left exactly as trained. The evaluations are
