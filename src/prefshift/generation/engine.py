@@ -217,7 +217,9 @@ def _last_layer_prefill_hook(rope: Callable[..., tuple[torch.Tensor, torch.Tenso
         values = attn.v_proj(prefix).view(shape).transpose(1, 2)
         # The model's RoPE rotates queries and keys together; an empty query skips the former.
         _, keys = rope(keys[:, :0], keys, cos[:, :-1], sin[:, :-1])
-        kwargs["past_key_values"].update(keys, values, attn.layer_idx)
+        # transformers >= 5.24 passes the cache to layers as ``cache``, earlier 5.x as ``past_key_values``.
+        cache = kwargs["cache"] if "cache" in kwargs else kwargs["past_key_values"]
+        cache.update(keys, values, attn.layer_idx)
         kwargs["position_embeddings"] = (cos[:, -1:], sin[:, -1:])
         kwargs["attention_mask"] = kwargs["attention_mask"][:, :, -1:]
         kwargs["position_ids"] = kwargs["position_ids"][:, -1:]
@@ -403,6 +405,10 @@ class TransformersSampler:
         self._head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self._logit_softcap = getattr(config, "final_logit_softcapping", None)
         self._decoder = model.get_decoder()
+        # transformers 5.24 renamed the decoder's ``past_key_values`` argument to ``cache`` (the old
+        # name still works, through a deprecation wrapper that warns on every call).
+        forward_params = inspect.signature(self._decoder.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"
         self._lm_head = model.get_output_embeddings()
         # KV storage dtype: the autocast dtype under autocast (see _CastingStaticLayer), else the weights'.
         self._cache_dtype = self._autocast_dtype or model.dtype
@@ -542,8 +548,8 @@ class TransformersSampler:
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
+            **{self._cache_kwarg: cache},
         ).last_hidden_state
         return self._logits(hidden[:, -1])
 
