@@ -312,6 +312,65 @@ def test_prepacked_bf16_weights_give_the_same_samples_and_are_restored(
     assert [s.logprobs for s in packed] == [s.logprobs for s in plain]
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_sdpa_and_matmul_decode_attention_agree(monkeypatch: pytest.MonkeyPatch, precision: str) -> None:
+    """The two single-query attention kernels (chosen by CPU) give the same samples; in fp32 the
+    log-probs agree to 1e-5, in bf16 to bf16 rounding."""
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=10, seed=4, return_logprobs=True)
+    model = tiny_model()
+    out = {}
+    for sdpa in (True, False):
+        monkeypatch.setattr(engine, "_SDPA_DECODE_ON_CPU", sdpa)
+        out[sdpa] = TransformersSampler(model, precision=precision).generate(PROMPTS, params)
+    tolerance = 1e-5 if precision == "fp32" else 0.1
+    if precision == "fp32":
+        assert out[True].token_ids() == out[False].token_ids()
+    for a, b in zip(out[True], out[False], strict=True):
+        if a.token_ids == b.token_ids:
+            assert a.logprobs == pytest.approx(b.logprobs, abs=tolerance)
+    same = sum(a.token_ids == b.token_ids for a, b in zip(out[True], out[False], strict=True))
+    assert same >= len(PROMPTS)  # bf16 rounding may flip a late draw, not most of them
+
+
+@pytest.mark.skipif(not engine._PREPACK_AVAILABLE, reason="needs oneDNN")
+def test_low_precision_weights_are_reused_until_the_weights_change() -> None:
+    """Packed bf16 weights survive between calls while the weights are unchanged, and an in-place
+    update (an optimizer step) is sampled with the new weights, exactly as a fresh model would be."""
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=10, seed=5, return_logprobs=True)
+    model = tiny_model()
+    sampler = TransformersSampler(model, precision="bf16")
+    before = sampler.generate(PROMPTS, params)
+    forwards = {id(v[1]) for v in engine._LOW_PRECISION_FORWARDS.values()}
+    assert sampler.generate(PROMPTS, params).token_ids() == before.token_ids()
+    assert {id(v[1]) for v in engine._LOW_PRECISION_FORWARDS.values()} == forwards  # not repacked
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    after = sampler.generate(PROMPTS, params)
+    fresh = tiny_model()
+    fresh.load_state_dict(model.state_dict())
+    expected = TransformersSampler(fresh, precision="bf16").generate(PROMPTS, params)
+    assert after.token_ids() == expected.token_ids() != before.token_ids()
+    assert [s.logprobs for s in after] == [s.logprobs for s in expected]
+
+
+@pytest.mark.slow  # ~30 s of inductor compilation on a cold cache
+def test_compiled_bf16_engine_samples_updated_weights() -> None:
+    """The compiled path keeps bf16 copies of the weights that its graph closes over; after an
+    in-place update it must sample the new weights (online RL), and it must not recompile."""
+    params = SamplingParams(n=2, temperature=0, max_new_tokens=10)
+    model = tiny_model()
+    sampler = TransformersSampler(model, precision="bf16", compile=True)
+    before = sampler.generate(PROMPTS, params)
+    with torch.no_grad():
+        model.lm_head.weight.copy_(model.lm_head.weight.roll(1, dims=0))  # shift every token id by one
+    after = sampler.generate(PROMPTS, params)
+    assert after.token_ids() != before.token_ids()
+    assert [s.token_ids[0] for s in after] == [(s.token_ids[0] + 1) % VOCAB for s in before]
+    assert sampler._compile  # no fallback to eager
+
+
 @pytest.mark.slow  # ~30 s of inductor compilation on a cold cache
 def test_compiled_engine_matches_eager_and_keeps_decode_attention_opaque(
     monkeypatch: pytest.MonkeyPatch,
@@ -325,6 +384,7 @@ def test_compiled_engine_matches_eager_and_keeps_decode_attention_opaque(
 
     # the custom op's eager kernel is looked up at call time, so counting sees the compiled calls
     monkeypatch.setattr(engine, "_decode_attention", counting)
+    monkeypatch.setattr(engine, "_SDPA_DECODE_ON_CPU", False)  # the matmul decode path, as without AMX
     params = SamplingParams(n=2, temperature=1.0, max_new_tokens=10, seed=3, return_logprobs=True)
     model = tiny_model()
     eager = TransformersSampler(model, precision="fp32", compile=False).generate(PROMPTS, params)

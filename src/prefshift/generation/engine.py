@@ -31,6 +31,7 @@ import functools
 import inspect
 import logging
 import secrets
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -52,9 +53,16 @@ Precision = Literal["fp32", "bf16", "auto"]
 #: Default KV-cache budget that sizes the decode batch (rows = budget // bytes per row).
 DEFAULT_KV_CACHE_BUDGET_BYTES = 512 * 2**20
 
-# Prefill runs in chunks of about this many tokens: measured 15-20 % faster than one 4096-token
-# forward on the benchmark model (the MLP activations of a chunk stay in L2 cache).
-_PREFILL_CHUNK_TOKENS = 1024
+def _cpu_has_amx() -> bool:
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.6
+    return bool(get_capabilities and get_capabilities().get("amx_bf16"))
+
+
+# Prefill runs in chunks of about this many tokens. On the AMD EPYC (AVX512-BF16, no AMX) 1024-token
+# chunks were 15-20 % faster than one 4096-token forward on the benchmark model (the MLP activations
+# of a chunk stay in L2 cache); on an Intel Xeon with AMX, whose tile matmuls gain more from large
+# operands, a 64 x 64-token prefill took 83 ms in 1024-token chunks, 72 ms in 2048 and 72 ms in 4096.
+_PREFILL_CHUNK_TOKENS = 2048 if _cpu_has_amx() else 1024
 
 # Dropping finished rows copies the KV cache of the batch: measured 0.5-0.7 of a decode step on
 # the benchmark model (bf16, 64-256 rows). Rows are dropped once (dead rows x remaining steps)
@@ -121,7 +129,8 @@ def _attention(
     """Attention for the engine's additive 4-D masks (``AttentionInterface`` signature).
 
     Prefill (several queries) goes to ``scaled_dot_product_attention``. A decode step (one query)
-    is matmul-softmax-matmul with the query heads grouped per KV head, so grouped-query attention
+    does too on GPUs and on CPUs where the flash kernel is fast (``_SDPA_DECODE_ON_CPU``); elsewhere
+    it is matmul-softmax-matmul with the query heads grouped per KV head, so grouped-query attention
     needs no ``repeat_kv`` copy of the cache, and the slow CPU flash kernel is avoided.
     The whole static cache is read (its unfilled tail is masked): slicing it to the filled length
     makes the bf16 batched matmul copy the slice first, measured 5x slower. ``dropout`` is ignored
@@ -137,8 +146,23 @@ def _attention(
             key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
         return out.transpose(1, 2), None
+    if query.device.type != "cpu" or _SDPA_DECODE_ON_CPU:
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, scale=scaling, enable_gqa=groups > 1
+        )
+        return out.transpose(1, 2), None
     decode = _decode_attention_op if torch.compiler.is_compiling() else _decode_attention
     return decode(query, key, value, attention_mask, scaling), None
+
+
+# Which kernel runs single-query attention on CPU depends on the CPU, measured at 2 threads on the
+# benchmark model's decode shape (64 rows x 4 heads x 96 cached positions x 64, per layer):
+# - AMD EPYC with AVX512-BF16 and no AMX: PyTorch's CPU flash kernel (what SDPA picks) ~2 ms in
+#   bf16, 8x the matmul-softmax-matmul of ``_decode_attention``;
+# - Intel Xeon with AMX: the flash kernel 153 us against 337 us in bf16 (284 vs 304 us in fp32),
+#   2.2x faster, which took the decode step from 5.9 to 5.2 ms.
+# So SDPA decodes on CPUs with AMX (and on GPUs); the matmul version everywhere else.
+_SDPA_DECODE_ON_CPU = _cpu_has_amx()
 
 
 def _decode_attention(
@@ -264,16 +288,71 @@ def _packed_linear(
     return torch.ops.mkldnn._linear_pointwise(hidden.to(dtype), weight, bias, "none", [], "")
 
 
-@contextmanager
-def _prepacked_linears(modules: Sequence[torch.nn.Module], dtype: torch.dtype, rows: int) -> Iterator[None]:
-    """Run the ``nn.Linear`` layers of ``modules`` on oneDNN-prepacked ``dtype`` weights for a call.
+def _cast_linear(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return F.linear(hidden.to(weight.dtype), weight, bias)
 
-    Under CPU autocast every linear hands oneDNN a plain-layout bf16 weight, which it reorders into
-    its blocked layout on each call; reordering once per ``generate`` call (the same thing inductor's
-    weight freezing does) gives the same numbers (max difference 0 in tokens and log-probs on the
-    benchmark model) and cost, measured at 2 threads, bf16, 64 rows: 2.9 -> 1.9 ms of the 28 decoder
-    projections per decode step, -10 % for a whole 64 x 32-token call including the ~3 ms of packing.
-    Packing is redone every call, so a policy updated between calls (online RL) is sampled with its
+
+def _weights_state(module: torch.nn.Linear) -> tuple[int, ...]:
+    """Changes whenever the module's weights do: storage address and in-place version counter
+    (optimizer steps, ``load_state_dict`` and ``copy_`` all bump it)."""
+    params = [module.weight] if module.bias is None else [module.weight, module.bias]
+    return tuple(x for p in params for x in (p.data_ptr(), p._version))
+
+
+#: Per ``nn.Linear``: (key, low-precision ``forward``) from the last call, reused while the weights
+#: are unchanged (packing all linears of the benchmark model costs ~6 ms per call otherwise).
+_LOW_PRECISION_FORWARDS: weakref.WeakKeyDictionary[torch.nn.Linear, tuple[tuple, functools.partial]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _low_precision_forward(
+    module: torch.nn.Linear, dtype: torch.dtype, rows: int, compiled: bool
+) -> functools.partial:
+    """``module``'s forward on ``dtype`` weights made once and reused until the weights change.
+
+    Eager: oneDNN-prepacked weights (blocked layout for ``rows``-row inputs). Compiled: plain
+    ``dtype`` copies, since Dynamo cannot trace oneDNN's opaque tensors; Dynamo also guards on the
+    identity of an instance's ``forward`` and of the tensors it holds, so a compiled forward keeps
+    its identity for good and its copies are refreshed in place when the weights change (a new
+    object would recompile the graph on every call).
+    """
+    key = (compiled, dtype, 0 if compiled else rows, *_weights_state(module))
+    cached = _LOW_PRECISION_FORWARDS.get(module)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    weight, bias = module.weight.detach(), None if module.bias is None else module.bias.detach()
+    if compiled:
+        if cached is not None and cached[0][:2] == (True, dtype):
+            forward = cached[1]
+            forward.keywords["weight"].copy_(weight)
+            if bias is not None:
+                forward.keywords["bias"].copy_(bias)
+        else:
+            low = None if bias is None else bias.to(dtype)
+            forward = functools.partial(_cast_linear, weight=weight.to(dtype), bias=low)
+    else:
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight.to(dtype), rows)
+        low = None if bias is None else bias.to(dtype)
+        forward = functools.partial(_packed_linear, weight=packed, bias=low, dtype=dtype)
+    _LOW_PRECISION_FORWARDS[module] = (key, forward)
+    return forward
+
+
+@contextmanager
+def _prepacked_linears(
+    modules: Sequence[torch.nn.Module], dtype: torch.dtype, rows: int, compiled: bool = False
+) -> Iterator[None]:
+    """Run the ``nn.Linear`` layers of ``modules`` on ``dtype`` weights made once, for a call.
+
+    Under CPU autocast every linear casts its fp32 weight to bf16, and oneDNN then reorders that
+    plain-layout weight into its blocked layout, on each call. Doing both once (the same thing
+    inductor's weight freezing does) gives the same numbers (max difference 0 in tokens and
+    log-probs on the benchmark model) and cost, measured at 2 threads, bf16, 64 rows: 2.9 -> 1.9 ms
+    of the 28 decoder projections per decode step, -10 % for a whole 64 x 32-token call. Under
+    ``torch.compile`` (``compiled``), the graph would otherwise cast every weight on every step.
+    The low-precision weights are kept between calls and remade when the weights change (see
+    :func:`_weights_state`), so a policy updated between calls (online RL) is sampled with its
     current weights. Only exact ``nn.Linear`` modules without an instance-level ``forward`` (such as
     accelerate's hooks) are switched; LoRA layers' inner linears are, their wrappers keep running.
     """
@@ -282,9 +361,7 @@ def _prepacked_linears(modules: Sequence[torch.nn.Module], dtype: torch.dtype, r
         for module in modules:
             if type(module) is not torch.nn.Linear or "forward" in module.__dict__:
                 continue
-            weight = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach().to(dtype), rows)
-            bias = None if module.bias is None else module.bias.detach().to(dtype)
-            module.forward = functools.partial(_packed_linear, weight=weight, bias=bias, dtype=dtype)
+            module.forward = _low_precision_forward(module, dtype, rows, compiled)
             switched.append(module)
         yield
     finally:
@@ -487,15 +564,10 @@ class TransformersSampler:
 
     def _prepacked(self, rows: int) -> AbstractContextManager[object]:
         """:func:`_prepacked_linears` where it applies: eager bf16 autocast on a CPU with oneDNN."""
-        if (
-            self._autocast_dtype is None
-            or self.device.type != "cpu"
-            or self._compile  # inductor packs its own weights; packed tensors cannot be traced
-            or not _PREPACK_AVAILABLE
-        ):
+        if self._autocast_dtype is None or self.device.type != "cpu" or not _PREPACK_AVAILABLE:
             return nullcontext()
         modules = [*self._decoder.modules(), self._lm_head]
-        return _prepacked_linears(modules, self._autocast_dtype, rows)
+        return _prepacked_linears(modules, self._autocast_dtype, rows, compiled=self._compile)
 
     def _autocast(self) -> AbstractContextManager[object]:
         if self._autocast_dtype is None:
