@@ -1,12 +1,15 @@
 """GRPO and PPO as objectives of a study on the quick world: they raise the reward model's score on source
 prompts over the SFT model, and the study table lists them beside DPO with win rates and diversity.
 
-CI-sized (≈1 min on one core after the shared world build): 24 source prompts, an RM trained on their
-pairs, 20 GRPO / 40 PPO steps of 8 prompts × 4 samples at lr 1e-3. Checked over study seeds 0–2: RM
-reward over SFT +0.22 / +0.12 / +0.29 (GRPO) and +0.19 / +0.06 / +0.14 (PPO; seed 2 with 30 steps).
-PPO needs more steps than GRPO here because the Bradley–Terry RM's scores vary far more between prompts
-(std 0.55) than between responses to one prompt (0.16): GRPO's group baseline removes the prompt offset at
-once, PPO's value model has to learn it."""
+CI-sized (≈1.5 min on one core after the shared world build): 24 source prompts, an RM trained on their
+pairs, 30 GRPO steps at lr 5e-4 and 40 PPO steps at lr 1e-3, each of 8 prompts × 4 samples. Checked
+over study seeds 0–2 on the 2026-11-23 host (then 20 GRPO steps at lr 1e-3): RM reward over SFT +0.22 /
++0.12 / +0.29 (GRPO) and +0.19 / +0.06 / +0.14 (PPO; seed 2 with 30 steps). On the 2026-12-01 host
+(Intel, AMX) 20 GRPO steps at lr 1e-3 gave +0.016 (KL to the reference ≈25 nats per response: too large
+a step), 30 steps gave +0.22 / +0.25 at lr 5e-4 and +0.19 / +0.32 at 3e-4, with the SDPA and the matmul
+decode-attention kernels (two sampling trajectories). PPO needs more steps than GRPO here because the
+Bradley–Terry RM's scores vary far more between prompts (std 0.55) than between responses to one prompt
+(0.16): GRPO's group baseline removes the prompt offset at once, PPO's value model has to learn it."""
 
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from prefshift.study.config import load_config
 from prefshift.study.run import _rm_scorer, run_study
 from prefshift.world.build import load_split
 
-ONLINE = {"steps": 20, "num_generations": 4, "prompts_per_step": 8}
+ONLINE = {"num_generations": 4, "prompts_per_step": 8}
+STEPS = {"grpo": 30, "ppo": 40}
 
 
 def online_config(world: Path, out: Path) -> Path:
@@ -32,8 +36,8 @@ def online_config(world: Path, out: Path) -> Path:
         "world": {"dir": str(world)},
         "objectives": [
             {"name": "dpo", "grid": {"beta": [0.1]}, "learning_rate": [5e-4]},
-            {"name": "grpo", "learning_rate": [1e-3], "settings": ONLINE},
-            {"name": "ppo", "learning_rate": [1e-3], "settings": {**ONLINE, "steps": 40}},
+            {"name": "grpo", "learning_rate": [5e-4], "settings": {**ONLINE, "steps": STEPS["grpo"]}},
+            {"name": "ppo", "learning_rate": [1e-3], "settings": {**ONLINE, "steps": STEPS["ppo"]}},
         ],
         "strategies": ["source_only"],
         "baselines": ["sft_source"],
@@ -87,7 +91,7 @@ def test_grpo_and_ppo_raise_the_reward_model_score_on_source_prompts(online_run,
         tuned = mean_rm_reward(run / "model", rm, rows)
         assert tuned > sft + 0.03, f"{name}: RM reward {tuned:.3f} vs SFT {sft:.3f}"
         steps = [json.loads(x) for x in (run / "steps.jsonl").read_text().splitlines()]
-        assert len(steps) == ONLINE["steps"] + (20 if name == "ppo" else 0)
+        assert len(steps) == STEPS[name]
         assert all("reward_gold" in s and "kl" in s for s in steps)  # gold logged beside the RM
 
 
