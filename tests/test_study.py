@@ -220,3 +220,14 @@ def test_ray_executor_gives_the_local_table(quick_world, tmp_path) -> None:
     assert sum(e["stage"].startswith("pref-") and e["event"] == "miss" for e in events) == 2
     reference = read_events(tmp_path / "ray" / "stages" / "reference")
     assert [e["event"] for e in reference].count("miss") == 1  # the parallel cells shared one reference pass
+
+
+def test_compile_sampling_reaches_the_engine(quick_world, tmp_path) -> None:
+    """``execution.compile_sampling`` is what the study's samplers are built with (off by default)."""
+    from prefshift.study.run import Study
+
+    for flag in (False, True):
+        over = {"execution": {"compile_sampling": True}} if flag else {}
+        cfg = load_config(tiny_config(quick_world, tmp_path / f"c{flag}", **over))
+        sampler = Study(cfg, tmp_path / f"c{flag}").sampler(quick_world / "sft")
+        assert sampler._compile is flag

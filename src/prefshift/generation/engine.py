@@ -21,8 +21,8 @@ transformers' cache classes and removes everything else from the step:
 * rows that hit EOS are dropped from the batch when the compute saved outweighs the copy of the
   cache (see ``_COMPACTION_COST_STEPS``);
 * ``precision="bf16"`` runs under ``torch.autocast`` (one context for the whole call, so the
-  weight casts are cached across steps); on CPU the linear weights are also reordered once per call
-  into oneDNN's blocked layout (see ``_prepacked_linears``).
+  weight casts are cached across steps); on CPU the linear weights are also cast and reordered
+  into oneDNN's blocked layout once per call (see ``_low_precision_linears``).
 """
 
 from __future__ import annotations
@@ -50,19 +50,20 @@ logger = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "bf16", "auto"]
 
+
+def _cpu_has(capability: str) -> bool:
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.6
+    return bool(get_capabilities and get_capabilities().get(capability))
+
+
 #: Default KV-cache budget that sizes the decode batch (rows = budget // bytes per row).
 DEFAULT_KV_CACHE_BUDGET_BYTES = 512 * 2**20
-
-def _cpu_has_amx() -> bool:
-    get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.6
-    return bool(get_capabilities and get_capabilities().get("amx_bf16"))
-
 
 # Prefill runs in chunks of about this many tokens. On the AMD EPYC (AVX512-BF16, no AMX) 1024-token
 # chunks were 15-20 % faster than one 4096-token forward on the benchmark model (the MLP activations
 # of a chunk stay in L2 cache); on an Intel Xeon with AMX, whose tile matmuls gain more from large
 # operands, a 64 x 64-token prefill took 83 ms in 1024-token chunks, 72 ms in 2048 and 72 ms in 4096.
-_PREFILL_CHUNK_TOKENS = 2048 if _cpu_has_amx() else 1024
+_PREFILL_CHUNK_TOKENS = 2048 if _cpu_has("amx_bf16") else 1024
 
 # Dropping finished rows copies the KV cache of the batch: measured 0.5-0.7 of a decode step on
 # the benchmark model (bf16, 64-256 rows). Rows are dropped once (dead rows x remaining steps)
@@ -86,11 +87,7 @@ def cpu_supports_bf16() -> bool:
     Without them bf16 matmuls are emulated and slower than fp32, so ``precision="auto"`` only picks
     bf16 when they exist.
     """
-    get_capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.6
-    if get_capabilities is None:
-        return False
-    capabilities = get_capabilities()
-    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+    return _cpu_has("avx512_bf16") or _cpu_has("amx_bf16")
 
 
 def resolve_precision(precision: str, model: PreTrainedModel) -> tuple[str, torch.dtype | None]:
@@ -162,7 +159,7 @@ def _attention(
 # - Intel Xeon with AMX: the flash kernel 153 us against 337 us in bf16 (284 vs 304 us in fp32),
 #   2.2x faster, which took the decode step from 5.9 to 5.2 ms.
 # So SDPA decodes on CPUs with AMX (and on GPUs); the matmul version everywhere else.
-_SDPA_DECODE_ON_CPU = _cpu_has_amx()
+_SDPA_DECODE_ON_CPU = _cpu_has("amx_bf16")
 
 
 def _decode_attention(
@@ -292,55 +289,41 @@ def _cast_linear(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     return F.linear(hidden.to(weight.dtype), weight, bias)
 
 
-def _weights_state(module: torch.nn.Linear) -> tuple[int, ...]:
-    """Changes whenever the module's weights do: storage address and in-place version counter
-    (optimizer steps, ``load_state_dict`` and ``copy_`` all bump it)."""
-    params = [module.weight] if module.bias is None else [module.weight, module.bias]
-    return tuple(x for p in params for x in (p.data_ptr(), p._version))
-
-
-#: Per ``nn.Linear``: (key, low-precision ``forward``) from the last call, reused while the weights
-#: are unchanged (packing all linears of the benchmark model costs ~6 ms per call otherwise).
-_LOW_PRECISION_FORWARDS: weakref.WeakKeyDictionary[torch.nn.Linear, tuple[tuple, functools.partial]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Per ``nn.Linear``: its compiled-path ``forward``, kept for good because Dynamo guards on the
+#: identity of an instance's ``forward`` and of the tensors it holds (a new one would recompile the
+#: graph on every call); its low-precision weight copies are refreshed in place on every call.
+_COMPILED_FORWARDS: weakref.WeakKeyDictionary[torch.nn.Linear, functools.partial] = weakref.WeakKeyDictionary()
 
 
 def _low_precision_forward(
     module: torch.nn.Linear, dtype: torch.dtype, rows: int, compiled: bool
 ) -> functools.partial:
-    """``module``'s forward on ``dtype`` weights made once and reused until the weights change.
+    """``module``'s forward on ``dtype`` weights made from its current weights.
 
     Eager: oneDNN-prepacked weights (blocked layout for ``rows``-row inputs). Compiled: plain
-    ``dtype`` copies, since Dynamo cannot trace oneDNN's opaque tensors; Dynamo also guards on the
-    identity of an instance's ``forward`` and of the tensors it holds, so a compiled forward keeps
-    its identity for good and its copies are refreshed in place when the weights change (a new
-    object would recompile the graph on every call).
+    ``dtype`` copies, since Dynamo cannot trace oneDNN's opaque tensors. Both are remade from the
+    module's weights on every call: whether the weights changed since the last call cannot be told
+    cheaply (fused AdamW updates parameters without bumping their version counter).
     """
-    key = (compiled, dtype, 0 if compiled else rows, *_weights_state(module))
-    cached = _LOW_PRECISION_FORWARDS.get(module)
-    if cached is not None and cached[0] == key:
-        return cached[1]
     weight, bias = module.weight.detach(), None if module.bias is None else module.bias.detach()
-    if compiled:
-        if cached is not None and cached[0][:2] == (True, dtype):
-            forward = cached[1]
-            forward.keywords["weight"].copy_(weight)
-            if bias is not None:
-                forward.keywords["bias"].copy_(bias)
-        else:
-            low = None if bias is None else bias.to(dtype)
-            forward = functools.partial(_cast_linear, weight=weight.to(dtype), bias=low)
-    else:
+    if not compiled:
         packed = torch.ops.mkldnn._reorder_linear_weight(weight.to(dtype), rows)
         low = None if bias is None else bias.to(dtype)
-        forward = functools.partial(_packed_linear, weight=packed, bias=low, dtype=dtype)
-    _LOW_PRECISION_FORWARDS[module] = (key, forward)
+        return functools.partial(_packed_linear, weight=packed, bias=low, dtype=dtype)
+    forward = _COMPILED_FORWARDS.get(module)
+    if forward is None or forward.keywords["weight"].dtype != dtype:
+        low = None if bias is None else bias.to(dtype)
+        forward = functools.partial(_cast_linear, weight=weight.to(dtype), bias=low)
+        _COMPILED_FORWARDS[module] = forward
+    else:
+        forward.keywords["weight"].copy_(weight)
+        if bias is not None:
+            forward.keywords["bias"].copy_(bias)
     return forward
 
 
 @contextmanager
-def _prepacked_linears(
+def _low_precision_linears(
     modules: Sequence[torch.nn.Module], dtype: torch.dtype, rows: int, compiled: bool = False
 ) -> Iterator[None]:
     """Run the ``nn.Linear`` layers of ``modules`` on ``dtype`` weights made once, for a call.
@@ -351,9 +334,8 @@ def _prepacked_linears(
     log-probs on the benchmark model) and cost, measured at 2 threads, bf16, 64 rows: 2.9 -> 1.9 ms
     of the 28 decoder projections per decode step, -10 % for a whole 64 x 32-token call. Under
     ``torch.compile`` (``compiled``), the graph would otherwise cast every weight on every step.
-    The low-precision weights are kept between calls and remade when the weights change (see
-    :func:`_weights_state`), so a policy updated between calls (online RL) is sampled with its
-    current weights. Only exact ``nn.Linear`` modules without an instance-level ``forward`` (such as
+    The low-precision weights are remade every call, so a policy updated between calls (online RL)
+    is sampled with its current weights. Only exact ``nn.Linear`` modules without an instance-level ``forward`` (such as
     accelerate's hooks) are switched; LoRA layers' inner linears are, their wrappers keep running.
     """
     switched = []
@@ -563,11 +545,11 @@ class TransformersSampler:
     # ------------------------------------------------------------------ internals
 
     def _prepacked(self, rows: int) -> AbstractContextManager[object]:
-        """:func:`_prepacked_linears` where it applies: eager bf16 autocast on a CPU with oneDNN."""
+        """:func:`_low_precision_linears` where it applies: bf16 autocast on a CPU with oneDNN."""
         if self._autocast_dtype is None or self.device.type != "cpu" or not _PREPACK_AVAILABLE:
             return nullcontext()
         modules = [*self._decoder.modules(), self._lm_head]
-        return _prepacked_linears(modules, self._autocast_dtype, rows, compiled=self._compile)
+        return _low_precision_linears(modules, self._autocast_dtype, rows, compiled=self._compile)
 
     def _autocast(self) -> AbstractContextManager[object]:
         if self._autocast_dtype is None:

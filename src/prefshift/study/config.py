@@ -274,6 +274,11 @@ class ExecutionSpec(Strict):
     num_gpus: int | None = Field(None, ge=0)
     cpus_per_task: int = Field(1, gt=0)
     gpus_per_task: float | None = Field(None, ge=0, description="default: 1 when the cluster has GPUs")
+    compile_sampling: bool = Field(
+        False,
+        description="torch.compile the sampling engine's forwards (each sampled model compiles once, "
+        "~10-40 s on CPU; pays off when a model samples many thousands of decode steps)",
+    )
 
 
 class StudyConfig(Strict):

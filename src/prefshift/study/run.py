@@ -160,7 +160,9 @@ class Study:
             self._samplers.clear()  # one model in memory at a time
             model = AutoModelForCausalLM.from_pretrained(key)
             tok = AutoTokenizer.from_pretrained(key)
-            self._samplers[key] = get_sampler(model, tok, precision=self.cfg.training.precision)
+            self._samplers[key] = get_sampler(
+                model, tok, precision=self.cfg.training.precision, compile=self.cfg.execution.compile_sampling
+            )
         return self._samplers[key]
 
     def sample(

@@ -49,6 +49,9 @@ class OnlineConfig(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(40, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile_sampling: bool = Field(
+        False, description="torch.compile the sampling engine (one sampler serves the whole run)"
+    )
     seed: int = 0
 
     @model_validator(mode="after")

@@ -126,7 +126,9 @@ class OnlineTrainer:
             self.value_optimizer = torch.optim.AdamW(
                 value_model.parameters(), lr=config.value_lr, weight_decay=0.0
             )
-        self.sampler = sampler or get_sampler(policy, tokenizer, backend="transformers", precision=self.precision)
+        self.sampler = sampler or get_sampler(
+            policy, tokenizer, backend="transformers", precision=self.precision, compile=config.compile_sampling
+        )
         self.generator = torch.Generator().manual_seed(config.seed)
         self.log_path = Path(log_path) if log_path else None
         self.history: list[dict[str, float]] = []
