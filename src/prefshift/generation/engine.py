@@ -70,14 +70,15 @@ _PREFILL_CHUNK_TOKENS = 2048 if _cpu_has("amx_bf16") else 1024
 # exceeds this many full-batch steps, so a drop always pays for itself.
 _COMPACTION_COST_STEPS = 1.0
 
-# torch.compile (decode step + dynamic-shape prefill), measured on the 2-core AVX-512-BF16 CPU at 2
-# threads, bf16, 64 prompts x 1 sample (benchmarks/bench_generate.py --compile, alternating): +22 %
-# tokens/s (+28 % for 8 x 16), prefill -30 %, decode step 7.0 -> 6.2 ms (with the opaque decode
-# attention below; without it the compiled step was no faster than eager). The cost: the first call
-# compiles for ~40 s on a cold inductor cache (~11 s warm) and a new decode batch size adds ~12 s
-# (~2 s warm), so it pays off after ~1M sampled tokens cold. A study builds one sampler per trained
-# model, each compiling again, so it stays off by default; long single-model runs (online RL, large
-# evaluations) can turn it on.
+# torch.compile (decode step + dynamic-shape prefill), measured at 2 threads, bf16, with
+# benchmarks/bench_generate.py --compile (contenders alternating): on the AMD EPYC (AVX512-BF16),
+# +22 % tokens/s for 64 prompts x 1 sample and +28 % for 8 x 16 (decode step 7.0 -> 6.2 ms); on an
+# Intel Xeon with AMX, with the compiled linears on bf16 copies (see _low_precision_forward), +46 %
+# and +43 % (decode step 5.4 -> 3.5 ms). The cost: the first call compiles for ~20-40 s on a cold
+# inductor cache (~8-11 s warm) and a new decode batch size adds ~12 s (~2 s warm), so it pays off
+# after some 10^4 decode steps of one sampler. A study builds one sampler per trained model, each
+# compiling again, so it stays off by default; long single-model runs (online RL, large
+# evaluations) turn it on with ``execution.compile_sampling`` / the online ``compile_sampling``.
 _COMPILE_DEFAULT = False
 
 
