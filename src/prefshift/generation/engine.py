@@ -6,7 +6,7 @@ parameters) on CPU, ``generate``'s per-step machinery (stopping criteria, logits
 costs more than the model forward itself. This engine keeps the model's own forward and
 transformers' cache classes and removes everything else from the step:
 
-* each prompt is prefilled once (in ~1k-token chunks) and its KV copied to its ``n`` rows of a
+* each prompt is prefilled once (in 1-2k-token chunks) and its KV copied to its ``n`` rows of a
   preallocated ``StaticCache`` (prefix sharing);
 * prompts are left-padded; the attention mask is a preallocated 4-D tensor updated in place (one
   column per step) and handed to the model as is, so no mask is rebuilt per step; position ids
@@ -14,9 +14,10 @@ transformers' cache classes and removes everything else from the step:
 * the decoder (``model.get_decoder()``) runs on the new token only and ``lm_head`` on its last
   position; in the prefill, the last decoder layer of Llama-like models computes only the keys and
   values of the other prompt positions (see ``_last_layer_prefill_hook``);
-* single-query (decode) attention is a plain matmul-softmax-matmul registered with transformers'
-  ``AttentionInterface`` (see ``_attention``): PyTorch's CPU flash kernel, which ``sdpa`` picks,
-  costs ~2 ms per layer per step in bf16 for a 64 x 96 cache, 8x the matmul version;
+* attention is the engine's own ``AttentionInterface`` function (see ``_attention``): on CPUs
+  without AMX, single-query (decode) attention is a plain matmul-softmax-matmul, since PyTorch's
+  CPU flash kernel, which ``sdpa`` picks, costs ~2 ms per layer per step in bf16 there for a
+  64 x 96 cache, 8x the matmul version; with AMX (and on GPUs) the flash kernel is the faster one;
 * sampling is inverse-CDF on one uniform per row (see :mod:`prefshift.generation.sampling`);
 * rows that hit EOS are dropped from the batch when the compute saved outweighs the copy of the
   cache (see ``_COMPACTION_COST_STEPS``);
