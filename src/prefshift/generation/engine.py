@@ -80,6 +80,9 @@ _COMPACTION_COST_STEPS = 1.0
 # after some 10^4 decode steps of one sampler. A study builds one sampler per trained model, each
 # compiling again, so it stays off by default; long single-model runs (online RL, large
 # evaluations) turn it on with ``execution.compile_sampling`` / the online ``compile_sampling``.
+# There is no automatic switch after N decode steps: compiled and eager bf16 round differently, so
+# the same seed would give different samples depending on what the sampler did before (a resumed
+# run would not reproduce the stages it recomputes).
 _COMPILE_DEFAULT = False
 
 
