@@ -340,8 +340,9 @@ def _low_precision_linears(
     of the 28 decoder projections per decode step, -10 % for a whole 64 x 32-token call. Under
     ``torch.compile`` (``compiled``), the graph would otherwise cast every weight on every step.
     The low-precision weights are remade every call, so a policy updated between calls (online RL)
-    is sampled with its current weights. Only exact ``nn.Linear`` modules without an instance-level ``forward`` (such as
-    accelerate's hooks) are switched; LoRA layers' inner linears are, their wrappers keep running.
+    is sampled with its current weights. Only exact ``nn.Linear`` modules without an instance-level
+    ``forward`` (such as accelerate's hooks) are switched; LoRA layers' inner linears are, their
+    wrappers keep running.
     """
     switched = []
     try:
