@@ -370,8 +370,9 @@ def test_compiled_bf16_engine_samples_updated_weights() -> None:
 
 
 @pytest.mark.slow  # ~30 s of inductor compilation on a cold cache
+@pytest.mark.parametrize("sdpa", [False, True], ids=["matmul-decode", "sdpa-decode"])
 def test_compiled_engine_matches_eager_and_keeps_decode_attention_opaque(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, sdpa: bool
 ) -> None:
     calls = []
     original = engine._decode_attention
@@ -382,7 +383,7 @@ def test_compiled_engine_matches_eager_and_keeps_decode_attention_opaque(
 
     # the custom op's eager kernel is looked up at call time, so counting sees the compiled calls
     monkeypatch.setattr(engine, "_decode_attention", counting)
-    monkeypatch.setattr(engine, "_SDPA_DECODE_ON_CPU", False)  # the matmul decode path, as without AMX
+    monkeypatch.setattr(engine, "_SDPA_DECODE_ON_CPU", sdpa)  # both CPU decode kernels, whatever the CPU
     params = SamplingParams(n=2, temperature=1.0, max_new_tokens=10, seed=3, return_logprobs=True)
     model = tiny_model()
     eager = TransformersSampler(model, precision="fp32", compile=False).generate(PROMPTS, params)
@@ -391,8 +392,11 @@ def test_compiled_engine_matches_eager_and_keeps_decode_attention_opaque(
     assert compiled.token_ids() == eager.token_ids()
     for a, b in zip(compiled, eager, strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
-    # inside the compiled graph the attention ran as the opaque op's kernel, not as inductor code
-    assert len(calls) > eager_calls and not any(calls[eager_calls:])
+    if sdpa:
+        assert not calls  # SDPA decodes, in both modes
+    else:
+        # inside the compiled graph the attention ran as the opaque op's kernel, not as inductor code
+        assert len(calls) > eager_calls and not any(calls[eager_calls:])
 
 
 def test_batch_size_follows_the_kv_budget() -> None:
