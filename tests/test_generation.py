@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
@@ -353,6 +355,91 @@ def test_packed_weights_follow_an_optimizer_step_between_calls() -> None:
     assert [s.logprobs for s in after] == [s.logprobs for s in expected]
 
 
+def test_merge_duplicates_pass_merges_identical_pure_nodes_only() -> None:
+    aten = torch.ops.aten
+    graph = torch.fx.Graph()
+    x, w = graph.placeholder("x"), graph.placeholder("w")
+    wt = [graph.call_function(aten.permute.default, (w, [1, 0])) for _ in range(2)]
+    products = [graph.call_function(aten.mm.default, (x, t)) for t in wt]
+    noise = [graph.call_function(aten.rand_like.default, (products[0],)) for _ in range(2)]  # kept apart
+    total = graph.call_function(aten.add.Tensor, (products[0], products[1]))
+    total = graph.call_function(aten.add.Tensor, (total, noise[0]))
+    total = graph.call_function(aten.add.Tensor, (total, noise[1]))
+    returned = graph.call_function(aten.mm.default, (x, wt[0]))  # a graph output keeps its own node
+    graph.output((total, returned))
+    module = torch.fx.GraphModule(torch.nn.Module(), graph)
+    inputs = torch.randn(3, 4), torch.randn(5, 4)
+    torch.manual_seed(0)
+    before = module(*inputs)
+    engine._MergeDuplicates()(graph)
+    module.recompile()
+    targets = [node.target for node in graph.nodes if node.op == "call_function"]
+    assert targets.count(aten.permute.default) == 1
+    assert targets.count(aten.mm.default) == 2  # the two summed products merged; the output kept
+    assert targets.count(aten.rand_like.default) == 2
+    torch.manual_seed(0)
+    after = module(*inputs)
+    torch.testing.assert_close(after, before)
+
+
+def test_compiled_path_groups_projections_that_share_an_input() -> None:
+    """Q/K/V and gate/up run on one concatenated bf16 weight each; every member still computes
+    its own projection, and an in-place weight update reaches the copy without new objects (which
+    would make Dynamo recompile)."""
+    model = tiny_model()
+    layer = model.model.layers[0]
+    groups = engine._linear_groups([*model.model.modules(), model.lm_head])
+    attn, mlp = layer.self_attn, layer.mlp
+    assert [attn.q_proj, attn.k_proj, attn.v_proj] in groups
+    assert [mlp.gate_proj, mlp.up_proj] in groups
+    assert [attn.o_proj] in groups and [mlp.down_proj] in groups and [model.lm_head] in groups
+    assert len(groups) == 2 * 4 + 1  # every linear exactly once
+    group = [attn.q_proj, attn.k_proj, attn.v_proj]
+    hidden = torch.randn(5, 64)
+
+    def check(forwards: list) -> None:
+        for module, forward in zip(group, forwards, strict=True):
+            expected = F.linear(hidden.bfloat16(), module.weight.bfloat16())
+            torch.testing.assert_close(forward(hidden), expected, atol=0, rtol=0)
+
+    forwards = engine._compiled_forwards(group, torch.bfloat16)
+    check(forwards)
+    with torch.no_grad():
+        attn.k_proj.weight.mul_(-2)
+    again = engine._compiled_forwards(group, torch.bfloat16)
+    assert all(a is b for a, b in zip(again, forwards, strict=True))
+    check(again)
+
+
+@pytest.mark.slow  # ~30 s of inductor compilation on a cold cache
+def test_compiled_engine_drops_finished_rows_like_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guards are skipped on repeated decode steps but checked after rows are dropped, where the
+    shapes change: the compiled engine must then give eager's samples."""
+    compactions, skipped = [], []
+    keep = _DecodeState.keep
+    monkeypatch.setattr(
+        _DecodeState, "keep", lambda self, index: compactions.append(index) or keep(self, index)
+    )
+    set_stance = torch.compiler.set_stance
+
+    def recording(*args: object, **kwargs: object) -> object:
+        skipped.append(kwargs.get("skip_guard_eval_unsafe"))
+        return set_stance(*args, **kwargs)
+
+    monkeypatch.setattr(torch.compiler, "set_stance", recording)
+    model = tiny_model(eos_token_id=LIKELY)
+    params = SamplingParams(n=6, temperature=0.8, top_k=20, max_new_tokens=20, seed=3, return_logprobs=True)
+    eager = TransformersSampler(model, precision="fp32", compile=False).generate(PROMPTS, params)
+    eager_compactions = len(compactions)
+    sampler = TransformersSampler(model, precision="fp32", compile=True)
+    compiled = sampler.generate(PROMPTS, params)
+    assert sampler._compile  # no fallback to eager
+    assert len(compactions) > eager_compactions > 0 and skipped and all(skipped)
+    assert compiled.token_ids() == eager.token_ids()
+    for a, b in zip(compiled, eager, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
 @pytest.mark.slow  # ~30 s of inductor compilation on a cold cache
 def test_compiled_bf16_engine_samples_updated_weights() -> None:
     """The compiled path keeps bf16 copies of the weights that its graph closes over; after an
@@ -366,6 +453,15 @@ def test_compiled_bf16_engine_samples_updated_weights() -> None:
     after = sampler.generate(PROMPTS, params)
     assert after.token_ids() != before.token_ids()
     assert [s.token_ids[0] for s in after] == [(s.token_ids[0] + 1) % VOCAB for s in before]
+    # A grouped projection (V, one of the rows of the Q/K/V copy) updated in place: the samples
+    # must be those of a fresh compiled sampler over a copy of the updated model.
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.v_proj.weight.mul_(-3)
+    updated = sampler.generate(PROMPTS, params)
+    assert updated.token_ids() != after.token_ids()
+    fresh = TransformersSampler(copy.deepcopy(model), precision="bf16", compile=True).generate(PROMPTS, params)
+    assert updated.token_ids() == fresh.token_ids()
     assert sampler._compile  # no fallback to eager
 
 

@@ -40,6 +40,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch._inductor.custom_graph_pass import CustomGraphPass, get_hash_for_files
 from transformers import AttentionInterface, PreTrainedModel, StaticCache
 from transformers.cache_utils import StaticLayer
 
@@ -74,7 +75,7 @@ _COMPACTION_COST_STEPS = 1.0
 # torch.compile (decode step + dynamic-shape prefill), measured at 2 threads, bf16, with
 # benchmarks/bench_generate.py --compile (contenders alternating): on the AMD EPYC (AVX512-BF16),
 # +22 % tokens/s for 64 prompts x 1 sample and +28 % for 8 x 16 (decode step 7.0 -> 6.2 ms); on an
-# Intel Xeon with AMX, with the compiled linears on bf16 copies (see _low_precision_forward), +46 %
+# Intel Xeon with AMX, with the compiled linears on bf16 copies (see _compiled_forwards), +46 %
 # and +43 % (decode step 5.4 -> 3.5 ms). The cost: the first call compiles for ~20-40 s on a cold
 # inductor cache (~8-11 s warm) and a new decode batch size adds ~12 s (~2 s warm), so it pays off
 # after some 10^4 decode steps of one sampler. A study builds one sampler per trained model, each
@@ -290,9 +291,14 @@ def _packed_linear(
     return torch.ops.mkldnn._linear_pointwise(hidden.to(dtype), weight, bias, "none", [], "")
 
 
-def _cast_linear(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return F.linear(hidden.to(weight.dtype), weight, bias)
+def _sliced_linear(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, start: int, stop: int
+) -> torch.Tensor:
+    return F.linear(hidden.to(weight.dtype), weight, bias)[..., start:stop]
 
+
+#: Sibling linears that read the same input in Llama-like blocks (and most HF decoders).
+_SHARED_INPUT_LINEARS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 #: Per ``nn.Linear``: its compiled-path ``forward``, kept for good because Dynamo guards on the
 #: identity of an instance's ``forward`` and of the tensors it holds (a new one would recompile the
@@ -300,31 +306,91 @@ def _cast_linear(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
 _COMPILED_FORWARDS: weakref.WeakKeyDictionary[torch.nn.Linear, functools.partial] = weakref.WeakKeyDictionary()
 
 
-def _low_precision_forward(
-    module: torch.nn.Linear, dtype: torch.dtype, rows: int, compiled: bool
-) -> functools.partial:
-    """``module``'s forward on ``dtype`` weights made from its current weights.
+def _compiled_forwards(group: Sequence[torch.nn.Linear], dtype: torch.dtype) -> list[functools.partial]:
+    """Compiled-path forwards of ``group``, linears that read one input, on one ``dtype`` weight.
 
-    Eager: oneDNN-prepacked weights (blocked layout for ``rows``-row inputs). Compiled: plain
-    ``dtype`` copies, since Dynamo cannot trace oneDNN's opaque tensors. Both are remade from the
-    module's weights on every call: whether the weights changed since the last call cannot be told
-    cheaply (fused AdamW updates parameters without bumping their version counter).
+    The group's weights are rows of one concatenated copy, and each member computes the product
+    with all of it and keeps its own columns. In the graph the members' products are then the same
+    ``mm`` node, which ``_MergeDuplicates`` turns into one: Q, K and V become one GEMM, gate and up
+    another, as in fused-QKV models, while the model's own forward still calls three projections
+    (oneDNN's bf16 GEMM costs ~40 us per call at 64 rows whatever its size: measured at 2 threads,
+    256 -> 768 columns took 72 us against 3 x 43). Correct for any group, shared input or not; the
+    merge needs the shared input. The copy is refreshed in place from the modules' current weights
+    on every call, like the eager path's packed weights (see ``_low_precision_forward``).
+    """
+    bounds, start = [], 0
+    for module in group:
+        bounds.append((start, start + module.out_features))
+        start += module.out_features
+    cached = [_COMPILED_FORWARDS.get(module) for module in group]
+    first = cached[0]
+    reusable = first is not None and all(
+        forward is not None
+        and forward.keywords["weight"] is first.keywords["weight"]
+        and (forward.keywords["start"], forward.keywords["stop"]) == bound
+        for forward, bound in zip(cached, bounds, strict=True)
+    )
+    if reusable and first.keywords["weight"].dtype == dtype and first.keywords["weight"].shape[0] == start:
+        weight, bias = first.keywords["weight"], first.keywords["bias"]
+        for module, (lo, hi) in zip(group, bounds, strict=True):
+            weight[lo:hi].copy_(module.weight.detach())
+            if bias is not None:
+                bias[lo:hi].copy_(module.bias.detach())
+        return cached
+    weight = torch.cat([module.weight.detach() for module in group]).to(dtype)
+    biased = all(module.bias is not None for module in group)
+    bias = torch.cat([module.bias.detach() for module in group]).to(dtype) if biased else None
+    forwards = []
+    for module, (lo, hi) in zip(group, bounds, strict=True):
+        forward = functools.partial(_sliced_linear, weight=weight, bias=bias, start=lo, stop=hi)
+        _COMPILED_FORWARDS[module] = forward
+        forwards.append(forward)
+    return forwards
+
+
+def _linear_groups(modules: Sequence[torch.nn.Module]) -> list[list[torch.nn.Linear]]:
+    """The switchable linears of ``modules``, siblings that read one input grouped together.
+
+    Switchable: exact ``nn.Linear`` modules without an instance-level ``forward`` (such as
+    accelerate's hooks); LoRA layers' inner linears are, their wrappers keep running. A group needs
+    the same input width and biases on all members or none.
+    """
+
+    def switchable(module: object) -> bool:
+        return type(module) is torch.nn.Linear and "forward" not in module.__dict__
+
+    groups: list[list[torch.nn.Linear]] = []
+    grouped: set[int] = set()
+    for parent in modules:
+        for names in _SHARED_INPUT_LINEARS:
+            members = [getattr(parent, name, None) for name in names]
+            ids = {id(m) for m in members}
+            if (
+                all(switchable(m) for m in members)
+                and len(ids) == len(members)
+                and not grouped & ids
+                and len({(m.in_features, m.bias is None, m.weight.dtype) for m in members}) == 1
+            ):
+                groups.append(members)
+                grouped |= ids
+    for module in modules:
+        if switchable(module) and id(module) not in grouped:
+            groups.append([module])
+            grouped.add(id(module))
+    return groups
+
+
+def _low_precision_forward(module: torch.nn.Linear, dtype: torch.dtype, rows: int) -> functools.partial:
+    """``module``'s eager forward on oneDNN-prepacked ``dtype`` weights (blocked layout for
+    ``rows``-row inputs), made from its current weights.
+
+    Remade on every call: whether the weights changed since the last call cannot be told cheaply
+    (fused AdamW updates parameters without bumping their version counter).
     """
     weight, bias = module.weight.detach(), None if module.bias is None else module.bias.detach()
-    if not compiled:
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight.to(dtype), rows)
-        low = None if bias is None else bias.to(dtype)
-        return functools.partial(_packed_linear, weight=packed, bias=low, dtype=dtype)
-    forward = _COMPILED_FORWARDS.get(module)
-    if forward is None or forward.keywords["weight"].dtype != dtype:
-        low = None if bias is None else bias.to(dtype)
-        forward = functools.partial(_cast_linear, weight=weight.to(dtype), bias=low)
-        _COMPILED_FORWARDS[module] = forward
-    else:
-        forward.keywords["weight"].copy_(weight)
-        if bias is not None:
-            forward.keywords["bias"].copy_(bias)
-    return forward
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.to(dtype), rows)
+    low = None if bias is None else bias.to(dtype)
+    return functools.partial(_packed_linear, weight=packed, bias=low, dtype=dtype)
 
 
 @contextmanager
@@ -338,23 +404,73 @@ def _low_precision_linears(
     inductor's weight freezing does) gives the same numbers (max difference 0 in tokens and
     log-probs on the benchmark model) and cost, measured at 2 threads, bf16, 64 rows: 2.9 -> 1.9 ms
     of the 28 decoder projections per decode step, -10 % for a whole 64 x 32-token call. Under
-    ``torch.compile`` (``compiled``), the graph would otherwise cast every weight on every step.
-    The low-precision weights are remade every call, so a policy updated between calls (online RL)
-    is sampled with its current weights. Only exact ``nn.Linear`` modules without an instance-level
-    ``forward`` (such as accelerate's hooks) are switched; LoRA layers' inner linears are, their
-    wrappers keep running.
+    ``torch.compile`` (``compiled``), where Dynamo cannot trace oneDNN's opaque tensors, the linears
+    run on plain ``dtype`` copies instead, grouped per shared input (see ``_compiled_forwards``);
+    the graph would otherwise cast every weight on every step. The low-precision weights are remade
+    every call, so a policy updated between calls (online RL) is sampled with its current weights.
     """
     switched = []
     try:
-        for module in modules:
-            if type(module) is not torch.nn.Linear or "forward" in module.__dict__:
-                continue
-            module.forward = _low_precision_forward(module, dtype, rows, compiled)
-            switched.append(module)
+        for group in _linear_groups(modules):
+            if compiled:
+                forwards = _compiled_forwards(group, dtype)
+            else:
+                forwards = [_low_precision_forward(module, dtype, rows) for module in group]
+            for module, forward in zip(group, forwards, strict=True):
+                module.forward = forward
+                switched.append(module)
         yield
     finally:
         for module in switched:
             del module.forward
+
+
+class _MergeDuplicates(CustomGraphPass):
+    """Inductor post-grad pass: one node for identical pure nodes (same op, same inputs).
+
+    Common-subexpression elimination of a few pure ops, written here because PyTorch runs its CSE
+    (``torch._functorch.compile_utils.fx_graph_cse``) only in the training partitioner and under
+    weight freezing, not on the inference graphs the engine compiles, and that function returns a
+    new graph where this hook must edit the one it is given. The engine relies on it to merge the
+    grouped projections of ``_compiled_forwards`` (and the casts of their shared input): 29 -> 17
+    GEMMs per decode step on the benchmark model, compiled call -10 % (2 threads, bf16).
+    """
+
+    _PURE = frozenset(
+        {
+            torch.ops.aten.mm.default,
+            torch.ops.aten.addmm.default,
+            torch.ops.aten.permute.default,
+            torch.ops.aten.t.default,
+            torch.ops.aten.view.default,
+            torch.ops.aten.reshape.default,
+            torch.ops.prims.convert_element_type.default,
+        }
+    )
+
+    def __call__(self, graph: torch.fx.Graph) -> None:
+        seen: dict[tuple, torch.fx.Node] = {}
+        for node in list(graph.nodes):
+            if node.op != "call_function" or node.target not in self._PURE:
+                continue
+            if any(user.op == "output" for user in node.users):
+                continue  # a graph output keeps its own storage
+            try:
+                key = (node.target, node.args, tuple(sorted(node.kwargs.items())))
+                hash(key)
+            except TypeError:  # an unhashable argument: leave the node alone
+                continue
+            if key in seen:
+                node.replace_all_uses_with(seen[key])
+                graph.erase_node(node)
+            else:
+                seen[key] = node
+
+    def uuid(self) -> bytes:
+        return get_hash_for_files((__file__,))
+
+
+_COMPILE_OPTIONS = {"post_grad_custom_pre_pass": _MergeDuplicates()}
 
 
 def _as_id_list(value: int | Sequence[int] | None) -> list[int]:
@@ -629,17 +745,26 @@ class TransformersSampler:
         mask: torch.Tensor,
         positions: torch.Tensor,
         cache: StaticCache,
+        repeat: bool = False,
     ) -> torch.Tensor:
-        """``_forward``, through ``torch.compile`` when enabled, falling back to eager if it fails."""
+        """``_forward``, through ``torch.compile`` when enabled, falling back to eager if it fails.
+
+        ``repeat``: the inputs are the previous call's tensors (or same-shaped successors), so
+        Dynamo's guards, which passed then, would pass again; they are skipped, which saves ~0.3 ms
+        per decode step (2 threads; ``torch.compiler.set_stance``'s ``skip_guard_eval_unsafe``).
+        """
         if self._compile:
             compiled = self._compiled.get(phase)
             if compiled is None:
                 fn = self._prefill_forward if phase == "prefill" else self._decode_forward
-                compiled = torch.compile(fn, dynamic=True if phase == "prefill" else None)
+                dynamic = True if phase == "prefill" else None
+                compiled = torch.compile(fn, dynamic=dynamic, options=_COMPILE_OPTIONS)
                 self._compiled[phase] = compiled
             length = int(cache.layers[0].cumulative_length)
+            stance = torch.compiler.set_stance(skip_guard_eval_unsafe=True) if repeat else nullcontext()
             try:
-                return compiled(input_ids, mask, positions, cache)
+                with stance:
+                    return compiled(input_ids, mask, positions, cache)
             except Exception as exc:  # noqa: BLE001 - any compiler failure must fall back, not abort a run
                 logger.warning("torch.compile failed (%s); falling back to eager", exc)
                 self._compile = False
@@ -747,12 +872,16 @@ class TransformersSampler:
                     progress.update(remaining)
                 break
             dead = state.alive.numel() - alive
-            if dead and dead * remaining >= _COMPACTION_COST_STEPS * state.alive.numel():
+            compacted = bool(dead) and dead * remaining >= _COMPACTION_COST_STEPS * state.alive.numel()
+            if compacted:
                 index = state.alive.nonzero().squeeze(1)
                 state.keep(index)
                 tokens = tokens.index_select(0, index)
             state.mask[:, 0, 0, prompt_len + t] = 0.0
-            logits = self._run("decode", tokens[:, None], state.mask, state.positions, state.cache)
+            # Same tensors (mutated in place) or, for the tokens, same-shaped ones as the step
+            # before, unless rows were just dropped: guards need checking on the first step only.
+            repeat = t > 0 and not compacted
+            logits = self._run("decode", tokens[:, None], state.mask, state.positions, state.cache, repeat)
             state.positions += 1
 
         return out_tokens.tolist(), out_logprobs.tolist() if out_logprobs is not None else None
