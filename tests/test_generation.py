@@ -398,10 +398,15 @@ def test_compiled_path_groups_projections_that_share_an_input() -> None:
     hidden = torch.randn(5, 64)
 
     def check(forwards: list) -> None:
-        for module, forward in zip(group, forwards, strict=True):
+        for module, forward in zip(group[-len(forwards) :], forwards, strict=True):
             expected = F.linear(hidden.bfloat16(), module.weight.bfloat16())
             torch.testing.assert_close(forward(hidden), expected, atol=0, rtol=0)
 
+    check(engine._PackedGroup(group, torch.bfloat16, rows=5).forwards())  # eager: one packed GEMM
+    eager = engine._PackedGroup(group, torch.bfloat16, rows=5).forwards()
+    eager[0](hidden)
+    hidden.mul_(2)  # changed in place after the first member ran: the others must see it
+    check(eager[1:])
     forwards = engine._compiled_forwards(group, torch.bfloat16)
     check(forwards)
     with torch.no_grad():
