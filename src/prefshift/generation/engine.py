@@ -32,7 +32,6 @@ import functools
 import inspect
 import logging
 import secrets
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -75,7 +74,7 @@ _COMPACTION_COST_STEPS = 1.0
 # torch.compile (decode step + dynamic-shape prefill), measured at 2 threads, bf16, with
 # benchmarks/bench_generate.py --compile (contenders alternating): on the AMD EPYC (AVX512-BF16),
 # +22 % tokens/s for 64 prompts x 1 sample and +28 % for 8 x 16 (decode step 7.0 -> 6.2 ms); on an
-# Intel Xeon with AMX, with the compiled linears on bf16 copies (see _compiled_forwards), +46 %
+# Intel Xeon with AMX, with the compiled linears on bf16 copies (see _GroupedLinear), +46 %
 # and +43 % (decode step 5.4 -> 3.5 ms). The cost: the first call compiles for ~20-40 s on a cold
 # inductor cache (~8-11 s warm) and a new decode batch size adds ~12 s (~2 s warm), so it pays off
 # after some 10^4 decode steps of one sampler. A study builds one sampler per trained model, each
@@ -291,61 +290,55 @@ def _packed_linear(
     return torch.ops.mkldnn._linear_pointwise(hidden.to(dtype), weight, bias, "none", [], "")
 
 
-def _sliced_linear(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, start: int, stop: int
-) -> torch.Tensor:
-    return F.linear(hidden.to(weight.dtype), weight, bias)[..., start:stop]
-
-
 #: Sibling linears that read the same input in Llama-like blocks (and most HF decoders).
 _SHARED_INPUT_LINEARS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
-#: Per ``nn.Linear``: its compiled-path ``forward``, kept for good because Dynamo guards on the
-#: identity of an instance's ``forward`` and of the tensors it holds (a new one would recompile the
-#: graph on every call); its low-precision weight copies are refreshed in place on every call.
-_COMPILED_FORWARDS: weakref.WeakKeyDictionary[torch.nn.Linear, functools.partial] = weakref.WeakKeyDictionary()
 
+class _GroupedLinear(torch.nn.Linear):
+    """What an ``nn.Linear`` of a group (see ``_linear_groups``) is during a compiled call.
 
-def _compiled_forwards(group: Sequence[torch.nn.Linear], dtype: torch.dtype) -> list[functools.partial]:
-    """Compiled-path forwards of ``group``, linears that read one input, on one ``dtype`` weight.
+    Its ``__class__`` is swapped for the call and back afterwards (``_low_precision_linears``).
+    The group's weights are rows of one low-precision copy made for the call, and each member
+    computes the product with all of it and keeps its own columns: in the graph the members'
+    products are then one ``mm`` node, which ``_MergeDuplicates`` turns into one, so Q, K and V
+    become one GEMM and gate and up another, as in fused-QKV models, while the model's own forward
+    still calls three projections (oneDNN's bf16 GEMM costs ~40 us per call at 64 rows whatever its
+    size: measured at 2 threads, 256 -> 768 columns took 72 us against 3 x 43). Correct for any
+    group, shared input or not; the merge needs the shared input.
 
-    The group's weights are rows of one concatenated copy, and each member computes the product
-    with all of it and keeps its own columns. In the graph the members' products are then the same
-    ``mm`` node, which ``_MergeDuplicates`` turns into one: Q, K and V become one GEMM, gate and up
-    another, as in fused-QKV models, while the model's own forward still calls three projections
-    (oneDNN's bf16 GEMM costs ~40 us per call at 64 rows whatever its size: measured at 2 threads,
-    256 -> 768 columns took 72 us against 3 x 43). Correct for any group, shared input or not; the
-    merge needs the shared input. The copy is refreshed in place from the modules' current weights
-    on every call, as the eager path's packed weights are remade (see ``_PackedGroup``).
+    A class rather than an instance-level ``forward``: Dynamo guards on an instance's ``forward``
+    object by identity but on a module's class and tensor attributes by type, shape and dtype, so
+    the graph compiled for one model serves every model of the same architecture (a study samples
+    many), and the copies can be new tensors on every call.
     """
+
+    _group_weight: torch.Tensor
+    _group_bias: torch.Tensor | None
+    _columns: tuple[int, int]
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        start, stop = self._columns
+        product = F.linear(hidden.to(self._group_weight.dtype), self._group_weight, self._group_bias)
+        return product[..., start:stop]
+
+
+def _columns(group: Sequence[torch.nn.Linear]) -> list[tuple[int, int]]:
+    """Each member's output columns in the group's concatenated product."""
     bounds, start = [], 0
     for module in group:
         bounds.append((start, start + module.out_features))
         start += module.out_features
-    cached = [_COMPILED_FORWARDS.get(module) for module in group]
-    first = cached[0]
-    reusable = first is not None and all(
-        forward is not None
-        and forward.keywords["weight"] is first.keywords["weight"]
-        and (forward.keywords["start"], forward.keywords["stop"]) == bound
-        for forward, bound in zip(cached, bounds, strict=True)
-    )
-    if reusable and first.keywords["weight"].dtype == dtype and first.keywords["weight"].shape[0] == start:
-        weight, bias = first.keywords["weight"], first.keywords["bias"]
-        for module, (lo, hi) in zip(group, bounds, strict=True):
-            weight[lo:hi].copy_(module.weight.detach())
-            if bias is not None:
-                bias[lo:hi].copy_(module.bias.detach())
-        return cached
+    return bounds
+
+
+def _group_weights(
+    group: Sequence[torch.nn.Linear], dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The group's weights (and biases) concatenated, cast to ``dtype``, from their current values."""
     weight = torch.cat([module.weight.detach() for module in group]).to(dtype)
-    biased = all(module.bias is not None for module in group)
-    bias = torch.cat([module.bias.detach() for module in group]).to(dtype) if biased else None
-    forwards = []
-    for module, (lo, hi) in zip(group, bounds, strict=True):
-        forward = functools.partial(_sliced_linear, weight=weight, bias=bias, start=lo, stop=hi)
-        _COMPILED_FORWARDS[module] = forward
-        forwards.append(forward)
-    return forwards
+    if group[0].bias is None:
+        return weight, None
+    return weight, torch.cat([module.bias.detach() for module in group]).to(dtype)
 
 
 def _linear_groups(modules: Sequence[torch.nn.Module]) -> list[list[torch.nn.Linear]]:
@@ -392,15 +385,10 @@ class _PackedGroup:
     """
 
     def __init__(self, group: Sequence[torch.nn.Linear], dtype: torch.dtype, rows: int) -> None:
-        weight = torch.cat([module.weight.detach() for module in group]).to(dtype)
+        weight, self._bias = _group_weights(group, dtype)
         self._weight = torch.ops.mkldnn._reorder_linear_weight(weight, rows)
-        biased = group[0].bias is not None
-        self._bias = torch.cat([module.bias.detach() for module in group]).to(dtype) if biased else None
         self._dtype = dtype
-        self._bounds, start = [], 0
-        for module in group:
-            self._bounds.append((start, start + module.out_features))
-            start += module.out_features
+        self._bounds = _columns(group)
         self._input: tuple[torch.Tensor, int] | None = None
         self._output: torch.Tensor | None = None
 
@@ -430,24 +418,31 @@ def _low_precision_linears(
     of the 28 decoder projections per decode step, -10 % for a whole 64 x 32-token call; linears
     that read one input then share one GEMM (see ``_PackedGroup``). Under ``torch.compile``
     (``compiled``), where Dynamo cannot trace oneDNN's opaque tensors, the linears run on plain
-    ``dtype`` copies instead, grouped the same way (see ``_compiled_forwards``); the graph would
-    otherwise cast every weight on every step. The low-precision weights are remade or refreshed
+    ``dtype`` copies instead, grouped the same way (see ``_GroupedLinear``); the graph would
+    otherwise cast every weight on every step. The low-precision weights are remade
     every call, so a policy updated between calls (online RL) is sampled with its current weights.
     """
-    switched = []
+    switched, regrouped = [], []
     try:
         for group in _linear_groups(modules):
-            if compiled:
-                forwards = _compiled_forwards(group, dtype)
-            else:
-                forwards = _PackedGroup(group, dtype, rows).forwards()
-            for module, forward in zip(group, forwards, strict=True):
-                module.forward = forward
-                switched.append(module)
+            if not compiled:
+                for module, forward in zip(group, _PackedGroup(group, dtype, rows).forwards(), strict=True):
+                    module.forward = forward
+                    switched.append(module)
+                continue
+            weight, bias = _group_weights(group, dtype)
+            for module, columns in zip(group, _columns(group), strict=True):
+                module.__class__ = _GroupedLinear
+                module.__dict__.update(_group_weight=weight, _group_bias=bias, _columns=columns)
+                regrouped.append(module)
         yield
     finally:
         for module in switched:
             del module.forward
+        for module in regrouped:
+            module.__class__ = torch.nn.Linear
+            for name in ("_group_weight", "_group_bias", "_columns"):
+                del module.__dict__[name]
 
 
 class _MergeDuplicates(CustomGraphPass):
@@ -457,7 +452,7 @@ class _MergeDuplicates(CustomGraphPass):
     (``torch._functorch.compile_utils.fx_graph_cse``) only in the training partitioner and under
     weight freezing, not on the inference graphs the engine compiles, and that function returns a
     new graph where this hook must edit the one it is given. The engine relies on it to merge the
-    grouped projections of ``_compiled_forwards`` (and the casts of their shared input): 29 -> 17
+    grouped projections of ``_GroupedLinear`` (and the casts of their shared input): 29 -> 17
     GEMMs per decode step on the benchmark model, compiled call -10 % (2 threads, bf16).
     """
 
