@@ -276,8 +276,8 @@ class ExecutionSpec(Strict):
     gpus_per_task: float | None = Field(None, ge=0, description="default: 1 when the cluster has GPUs")
     compile_sampling: bool = Field(
         False,
-        description="torch.compile the sampling engine's forwards (each sampled model compiles once, "
-        "~10-40 s on CPU; pays off when a model samples many thousands of decode steps)",
+        description="torch.compile the sampling engine's forwards (compiles once per process for all "
+        "models of the architecture, ~10-25 s on CPU; pays off after many thousands of decode steps)",
     )
 
 
