@@ -447,7 +447,8 @@ def test_compiled_graph_serves_every_model_of_an_architecture(monkeypatch: pytes
 @pytest.mark.slow  # ~30 s of inductor compilation on a cold cache
 def test_compiled_engine_drops_finished_rows_like_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     """Guards are skipped on repeated decode steps but checked after rows are dropped, where the
-    shapes change: the compiled engine must then give eager's samples."""
+    shapes change: the compiled engine, whose steps also draw the next tokens (top-k, top-p and
+    the inverse-CDF draw inside the graph), must give eager's samples."""
     compactions, skipped = [], []
     keep = _DecodeState.keep
     monkeypatch.setattr(
@@ -461,7 +462,7 @@ def test_compiled_engine_drops_finished_rows_like_eager(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(torch.compiler, "set_stance", recording)
     model = tiny_model(eos_token_id=LIKELY)
-    params = SamplingParams(n=6, temperature=0.8, top_k=20, max_new_tokens=20, seed=3, return_logprobs=True)
+    params = SamplingParams(n=6, temperature=0.8, top_k=20, top_p=0.9, max_new_tokens=20, seed=3, return_logprobs=True)
     eager = TransformersSampler(model, precision="fp32", compile=False).generate(PROMPTS, params)
     eager_compactions = len(compactions)
     sampler = TransformersSampler(model, precision="fp32", compile=True)

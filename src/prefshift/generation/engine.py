@@ -45,7 +45,7 @@ from transformers.cache_utils import StaticLayer
 
 from prefshift.generation.params import SamplingParams
 from prefshift.generation.results import Sample, Samples
-from prefshift.generation.sampling import raw_logprobs, select_tokens
+from prefshift.generation.sampling import select_tokens, uniforms
 
 logger = logging.getLogger(__name__)
 
@@ -753,31 +753,44 @@ class TransformersSampler:
     # Two entry points with their own code objects, hence their own torch.compile caches: prefill
     # shapes change with every batch (compiled with dynamic shapes), decode shapes only when rows
     # are dropped or a new batch starts (left to automatic dynamic-shape detection).
-    def _prefill_forward(self, *args: torch.Tensor | StaticCache) -> torch.Tensor:
-        return self._forward(*args)
+    def _prefill_forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: StaticCache
+    ) -> torch.Tensor:
+        return self._forward(input_ids, mask, positions, cache)
 
-    def _decode_forward(self, *args: torch.Tensor | StaticCache) -> torch.Tensor:
-        return self._forward(*args)
-
-    def _run(
+    def _decode_step(
         self,
-        phase: str,
         input_ids: torch.Tensor,
         mask: torch.Tensor,
         positions: torch.Tensor,
         cache: StaticCache,
-        repeat: bool = False,
-    ) -> torch.Tensor:
-        """``_forward``, through ``torch.compile`` when enabled, falling back to eager if it fails.
+        u: torch.Tensor | None,
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        with_logprobs: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One decode step and the next tokens drawn from its logits (see ``select_tokens``).
+
+        The draw is part of the step so that, compiled, softmax, cumsum and the search fuse into
+        the step's graph instead of running as a dozen eager ops between graphs.
+        """
+        logits = self._forward(input_ids, mask, positions, cache)
+        return select_tokens(logits, u, temperature, top_k, top_p, with_logprobs)
+
+    def _run(self, phase: str, *args: object, repeat: bool = False) -> object:
+        """``_prefill_forward(*args)`` or ``_decode_step(*args)`` (``phase``), through
+        ``torch.compile`` when enabled, falling back to eager if it fails.
 
         ``repeat``: the inputs are the previous call's tensors (or same-shaped successors), so
         Dynamo's guards, which passed then, would pass again; they are skipped, which saves ~0.3 ms
         per decode step (2 threads; ``torch.compiler.set_stance``'s ``skip_guard_eval_unsafe``).
         """
+        fn = self._prefill_forward if phase == "prefill" else self._decode_step
+        cache: StaticCache = args[3]  # both take (input_ids, mask, positions, cache, ...)
         if self._compile:
             compiled = self._compiled.get(phase)
             if compiled is None:
-                fn = self._prefill_forward if phase == "prefill" else self._decode_forward
                 dynamic = True if phase == "prefill" else None
                 compiled = torch.compile(fn, dynamic=dynamic, options=_COMPILE_OPTIONS)
                 self._compiled[phase] = compiled
@@ -785,13 +798,13 @@ class TransformersSampler:
             stance = torch.compiler.set_stance(skip_guard_eval_unsafe=True) if repeat else nullcontext()
             try:
                 with stance:
-                    return compiled(input_ids, mask, positions, cache)
+                    return compiled(*args)
             except Exception as exc:  # noqa: BLE001 - any compiler failure must fall back, not abort a run
                 logger.warning("torch.compile failed (%s); falling back to eager", exc)
                 self._compile = False
                 for layer in cache.layers:  # undo a partially run forward
                     layer.cumulative_length.fill_(length)
-        return self._forward(input_ids, mask, positions, cache)
+        return fn(*args)
 
     def _prefill(
         self, input_ids: torch.Tensor, valid: torch.Tensor, row_prompt: torch.Tensor, cache: StaticCache
@@ -874,11 +887,12 @@ class TransformersSampler:
         out_logprobs = torch.zeros((rows, steps), device=device) if params.return_logprobs else None
         stop = stop.to(device)
 
+        choice = (params.temperature, params.top_k, params.top_p, params.return_logprobs)
+        tokens, logprobs = select_tokens(logits, uniforms(rows, params, generator, device), *choice)
         for t in range(steps):
-            tokens = select_tokens(logits, params, generator)
             out_tokens[state.rows, t] = tokens
             if out_logprobs is not None:
-                out_logprobs[state.rows, t] = raw_logprobs(logits, tokens)
+                out_logprobs[state.rows, t] = logprobs
             if progress is not None:
                 progress.update(1)
             remaining = steps - 1 - t
@@ -902,7 +916,9 @@ class TransformersSampler:
             # Same tensors (mutated in place) or, for the tokens, same-shaped ones as the step
             # before, unless rows were just dropped: guards need checking on the first step only.
             repeat = t > 0 and not compacted
-            logits = self._run("decode", tokens[:, None], state.mask, state.positions, state.cache, repeat)
+            u = uniforms(tokens.shape[0], params, generator, device)
+            inputs = (tokens[:, None], state.mask, state.positions, state.cache, u, *choice)
+            tokens, logprobs = self._run("decode", *inputs, repeat=repeat)
             state.positions += 1
 
         return out_tokens.tolist(), out_logprobs.tolist() if out_logprobs is not None else None

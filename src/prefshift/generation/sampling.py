@@ -43,26 +43,49 @@ def processed_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p:
     return probs
 
 
-def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def uniforms(rows: int, params: SamplingParams, generator: torch.Generator | None, device: torch.device) -> torch.Tensor | None:
+    """The random draw of one step: one uniform in ``[0, 1)`` per row, ``(rows, 1)`` float32; ``None``
+    when decoding greedily (no randomness is consumed).
+
+    Drawn apart from :func:`draw` so that the draw can run inside a compiled graph (a
+    ``torch.Generator`` cannot) while the generator's stream stays the same.
+    """
+    if params.greedy:
+        return None
+    return torch.rand((rows, 1), generator=generator, device=device, dtype=torch.float32)
+
+
+def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Draw one token per row from (possibly unnormalised) probabilities by inverse CDF.
 
-    The CDF is normalised by its own last entry, so that entry is exactly 1.0 and a uniform in
-    ``[0, 1)`` can never land past it; a zero-probability token has a CDF step of exactly 0 and
-    can never be selected.
+    ``u``: ``(rows, 1)`` uniforms in ``[0, 1)``. The CDF is normalised by its own last entry, so
+    that entry is exactly 1.0 and a uniform can never land past it; a zero-probability token has a
+    CDF step of exactly 0 and can never be selected.
     """
     cdf = torch.cumsum(probs, dim=-1)
     cdf = cdf / cdf[:, -1:]
-    u = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device, dtype=cdf.dtype)
-    return torch.searchsorted(cdf, u, right=True).squeeze(-1)
+    return torch.searchsorted(cdf, u.to(cdf.dtype), right=True).squeeze(-1)
 
 
 def select_tokens(
-    logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None
-) -> torch.Tensor:
-    """Next token per row (``(rows,)`` int64) from float32 ``(rows, vocab)`` logits."""
-    if params.greedy:
-        return torch.argmax(logits, dim=-1)
-    return draw(processed_probs(logits, params.temperature, params.top_k, params.top_p), generator)
+    logits: torch.Tensor,
+    u: torch.Tensor | None,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    with_logprobs: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Next token per row (``(rows,)`` int64) from float32 ``(rows, vocab)`` logits, and its raw
+    log-probability when ``with_logprobs``.
+
+    ``u`` from :func:`uniforms`; ``None`` selects greedily. Plain values rather than
+    ``SamplingParams``, so that the function can run inside a compiled decode step.
+    """
+    if u is None:
+        tokens = torch.argmax(logits, dim=-1)
+    else:
+        tokens = draw(processed_probs(logits, temperature, top_k, top_p), u)
+    return tokens, raw_logprobs(logits, tokens) if with_logprobs else None
 
 
 def raw_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
