@@ -45,7 +45,7 @@ from transformers.cache_utils import StaticLayer
 
 from prefshift.generation.params import SamplingParams
 from prefshift.generation.results import Sample, Samples
-from prefshift.generation.sampling import select_tokens, uniforms
+from prefshift.generation.sampling import TokenChoice, select_tokens, uniforms
 
 logger = logging.getLogger(__name__)
 
@@ -765,10 +765,7 @@ class TransformersSampler:
         positions: torch.Tensor,
         cache: StaticCache,
         u: torch.Tensor | None,
-        temperature: float,
-        top_k: int,
-        top_p: float,
-        with_logprobs: bool,
+        choice: TokenChoice,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One decode step and the next tokens drawn from its logits (see ``select_tokens``).
 
@@ -776,7 +773,7 @@ class TransformersSampler:
         the step's graph instead of running as a dozen eager ops between graphs.
         """
         logits = self._forward(input_ids, mask, positions, cache)
-        return select_tokens(logits, u, temperature, top_k, top_p, with_logprobs)
+        return select_tokens(logits, u, choice)
 
     def _run(self, phase: str, *args: object, repeat: bool = False) -> object:
         """``_prefill_forward(*args)`` or ``_decode_step(*args)`` (``phase``), through
@@ -887,8 +884,8 @@ class TransformersSampler:
         out_logprobs = torch.zeros((rows, steps), device=device) if params.return_logprobs else None
         stop = stop.to(device)
 
-        choice = (params.temperature, params.top_k, params.top_p, params.return_logprobs)
-        tokens, logprobs = select_tokens(logits, uniforms(rows, params, generator, device), *choice)
+        choice = TokenChoice.of(params)
+        tokens, logprobs = select_tokens(logits, uniforms(rows, params, generator, device), choice)
         for t in range(steps):
             out_tokens[state.rows, t] = tokens
             if out_logprobs is not None:
@@ -917,7 +914,7 @@ class TransformersSampler:
             # before, unless rows were just dropped: guards need checking on the first step only.
             repeat = t > 0 and not compacted
             u = uniforms(tokens.shape[0], params, generator, device)
-            inputs = (tokens[:, None], state.mask, state.positions, state.cache, u, *choice)
+            inputs = (tokens[:, None], state.mask, state.positions, state.cache, u, choice)
             tokens, logprobs = self._run("decode", *inputs, repeat=repeat)
             state.positions += 1
 

@@ -9,6 +9,8 @@ one uniform per row.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from prefshift.generation.params import SamplingParams
@@ -67,25 +69,33 @@ def draw(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, u.to(cdf.dtype), right=True).squeeze(-1)
 
 
+class TokenChoice(NamedTuple):
+    """How a step picks its tokens: the plain values of ``SamplingParams`` that selection needs,
+    so that it can run inside a compiled decode step (Dynamo guards on them as constants)."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    with_logprobs: bool
+
+    @classmethod
+    def of(cls, params: SamplingParams) -> TokenChoice:
+        return cls(params.temperature, params.top_k, params.top_p, params.return_logprobs)
+
+
 def select_tokens(
-    logits: torch.Tensor,
-    u: torch.Tensor | None,
-    temperature: float,
-    top_k: int,
-    top_p: float,
-    with_logprobs: bool,
+    logits: torch.Tensor, u: torch.Tensor | None, choice: TokenChoice
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Next token per row (``(rows,)`` int64) from float32 ``(rows, vocab)`` logits, and its raw
-    log-probability when ``with_logprobs``.
+    log-probability when ``choice.with_logprobs``.
 
-    ``u`` from :func:`uniforms`; ``None`` selects greedily. Plain values rather than
-    ``SamplingParams``, so that the function can run inside a compiled decode step.
+    ``u`` from :func:`uniforms`; ``None`` selects greedily.
     """
     if u is None:
         tokens = torch.argmax(logits, dim=-1)
     else:
-        tokens = draw(processed_probs(logits, temperature, top_k, top_p), u)
-    return tokens, raw_logprobs(logits, tokens) if with_logprobs else None
+        tokens = draw(processed_probs(logits, choice.temperature, choice.top_k, choice.top_p), u)
+    return tokens, raw_logprobs(logits, tokens) if choice.with_logprobs else None
 
 
 def raw_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
