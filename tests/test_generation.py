@@ -314,6 +314,43 @@ def test_prepacked_bf16_weights_give_the_same_samples_and_are_restored(
     assert [s.logprobs for s in packed] == [s.logprobs for s in plain]
 
 
+class _SubclassedLinear(torch.nn.Linear):
+    """A linear the engine cannot switch to its low-precision weights (not an exact ``nn.Linear``)."""
+
+
+@pytest.mark.skipif(not engine._PREPACK_AVAILABLE, reason="needs oneDNN")
+@pytest.mark.parametrize("switchable", [True, False])
+def test_autocast_is_left_off_only_when_every_linear_is_switched(switchable: bool) -> None:
+    """bf16 on CPU: with every linear on the call's bf16 weights autocast has nothing to cast and
+    the call runs without it, under inference_mode; one linear the engine cannot switch keeps
+    autocast on (under no_grad), or that linear would silently run in fp32. Either way the
+    samples are those of plain autocast."""
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=3, return_logprobs=True)
+    model = tiny_model()
+    mlp = model.model.layers[0].mlp
+    if not switchable:
+        down = _SubclassedLinear(mlp.down_proj.in_features, mlp.down_proj.out_features, bias=False)
+        down.load_state_dict(mlp.down_proj.state_dict())
+        mlp.down_proj = down
+    seen = []
+    hook = mlp.register_forward_hook(
+        lambda *_: seen.append((torch.is_autocast_enabled("cpu"), torch.is_inference_mode_enabled()))
+    )
+    out = TransformersSampler(model, precision="bf16").generate(PROMPTS, params)
+    hook.remove()
+    assert set(seen) == ({(False, True)} if switchable else {(True, False)})
+    reference = _plain_autocast_samples(model, params)
+    assert out.token_ids() == reference.token_ids()
+    assert [s.logprobs for s in out] == [s.logprobs for s in reference]
+
+
+def _plain_autocast_samples(model: LlamaForCausalLM, params: SamplingParams) -> Samples:
+    """The engine's samples with no prepacked weights: every linear runs under bf16 autocast."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "_PREPACK_AVAILABLE", False)
+        return TransformersSampler(model, precision="bf16").generate(PROMPTS, params)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_sdpa_and_matmul_decode_attention_agree(monkeypatch: pytest.MonkeyPatch, precision: str) -> None:
     """The two single-query attention kernels (chosen by CPU) give the same samples; in fp32 the
