@@ -930,12 +930,12 @@ class TransformersSampler:
         steps = params.max_new_tokens
         rows = len(pairs)
 
-        input_ids = torch.full((len(unique), prompt_len), self._pad_id, dtype=torch.long)
-        valid = torch.zeros((len(unique), prompt_len), dtype=torch.bool)
-        for k, i in enumerate(unique):
-            input_ids[k, prompt_len - len(prompt_ids[i]) :] = torch.tensor(prompt_ids[i])
-            valid[k, prompt_len - len(prompt_ids[i]) :] = True
-        input_ids, valid = input_ids.to(device), valid.to(device)
+        # Left-padded as Python lists, then one tensor each (a tensor per prompt costs ~20 us apiece).
+        pads = [prompt_len - len(prompt_ids[i]) for i in unique]
+        input_ids = torch.tensor(
+            [[self._pad_id] * pad + prompt_ids[i] for pad, i in zip(pads, unique, strict=True)], device=device
+        )
+        valid = torch.tensor([[False] * pad + [True] * (prompt_len - pad) for pad in pads], device=device)
 
         cache = self._new_cache(rows, prompt_len + steps, written=prompt_len)
         logits = self._prefill(input_ids, valid, row_prompt, cache).index_select(0, row_prompt)
