@@ -5,15 +5,26 @@ num_hidden_layers=4, num_attention_heads=4)`` (~5.3M params, random init), 64-to
 32 new tokens, temperature 1.0, no top-k / top-p. Cases: 64 prompts x 1 sample, and 8 prompts x
 16 samples (HF: ``num_return_sequences=16``).
 
-EOS is removed from the model's generation config so that both contenders always generate all
-32 tokens. Both run under the same precision (bf16 autocast, or fp32). Contenders alternate within
-each repetition (the order flips every repetition) because other jobs share the CPU; the median
-of the repetitions after a warm-up is reported, and the ratio is what to compare across runs.
+Contenders, all with the same model, precision and sampling settings:
+* ``prefshift+compile``: the engine with its compiled decode step (``compile=True``; in a study
+  ``execution.compile_sampling: true``, in online RL ``compile_sampling: true``), the engine as it
+  runs in generation-bound work, where sampling repeats the same shapes for minutes. Its one-time
+  compilation happens in the warm-up call, excluded from the medians and printed as
+  ``compile_warmup_s`` (the first call of the process: compilation plus one call).
+* ``prefshift``: the same engine in eager mode, the default of a study, which pays no compilation
+  and is the faster choice for short runs (the quick study samples for about 30 s in all).
+* ``hf``: ``model.generate`` under the same precision.
 
-Output: one line per case and precision, then ``speedup_vs_hf_n16=<x>`` (16-samples case) and,
-last, ``speedup_vs_hf=<x>`` (batch-64 case), both in the default precision.
+EOS is removed from the model's generation config so that every contender always generates all
+32 tokens. Contenders alternate within each repetition (the order flips every repetition) because
+other jobs share the CPU; the median of the repetitions after a warm-up is reported, and the ratio
+is what to compare across runs.
 
-Usage: python benchmarks/bench_generate.py [--quick] [--reps N] [--compile]
+Output: one line per case and precision; then, in the default precision,
+``speedup_vs_hf_eager_n16`` and ``speedup_vs_hf_eager`` (eager engine), ``speedup_vs_hf_n16``
+(compiled engine, 16-samples case) and, last, ``speedup_vs_hf`` (compiled engine, batch 64).
+
+Usage: python benchmarks/bench_generate.py [--quick] [--reps N] [--threads N]
 """
 
 from __future__ import annotations
@@ -77,10 +88,16 @@ def prefshift_runner(sampler: TransformersSampler, prompts: torch.Tensor, n: int
     return run
 
 
-def time_alternating(runners: dict[str, Callable[[], None]], reps: int) -> dict[str, float]:
-    """Median seconds per call of each runner; runners alternate, order flipping every repetition."""
-    for run in runners.values():  # warm-up (allocator, oneDNN kernels, compilation)
+def time_alternating(
+    runners: dict[str, Callable[[], None]], reps: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per call of each runner (runners alternate, order flipping every
+    repetition), and the seconds of each runner's warm-up call (allocator, oneDNN, compilation)."""
+    warmup = {}
+    for name, run in runners.items():
+        start = time.perf_counter()
         run()
+        warmup[name] = time.perf_counter() - start
     times: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
     for rep in range(reps):
@@ -88,7 +105,7 @@ def time_alternating(runners: dict[str, Callable[[], None]], reps: int) -> dict[
             start = time.perf_counter()
             runners[name]()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: statistics.median(ts) for name, ts in times.items()}, warmup
 
 
 def main() -> None:
@@ -97,7 +114,6 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="few repetitions, default precision only")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per contender")
-    parser.add_argument("--compile", action="store_true", help="also time the engine with torch.compile")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (1 is steadier on a shared CPU)"
     )
@@ -113,28 +129,34 @@ def main() -> None:
         [default_precision] if args.quick else list(dict.fromkeys([default_precision, "bf16", "fp32"]))
     )
     generator = torch.Generator().manual_seed(1)
-    speedups: dict[tuple[str, str], float] = {}
+    speedups: dict[tuple[str, str, str], float] = {}
     print(f"threads={torch.get_num_threads()} default_precision={default_precision} reps={reps}")
     for precision in precisions:
-        samplers = {"prefshift": TransformersSampler(model, precision=precision, compile=False)}
-        if args.compile:
-            samplers["prefshift+compile"] = TransformersSampler(model, precision=precision, compile=True)
+        samplers = {
+            "prefshift": TransformersSampler(model, precision=precision, compile=False),
+            "prefshift+compile": TransformersSampler(model, precision=precision, compile=True),
+        }
         for case, (num_prompts, n) in CASES.items():
             prompts = torch.randint(
                 3, model.config.vocab_size, (num_prompts, PROMPT_LEN), generator=generator
             )
             runners = {name: prefshift_runner(s, prompts, n) for name, s in samplers.items()}
             runners["hf"] = hf_runner(model, prompts, n, precision)
-            medians = time_alternating(runners, reps)
+            medians, warmup = time_alternating(runners, reps)
             tokens = num_prompts * n * NEW_TOKENS
             rates = " ".join(f"{name}_tok_s={tokens / t:.0f}" for name, t in medians.items())
             ratios = " ".join(
                 f"ratio_{name}={medians['hf'] / t:.2f}" for name, t in medians.items() if name != "hf"
             )
-            print(f"case={case} precision={precision} {rates} {ratios}", flush=True)
-            speedups[(case, precision)] = medians["hf"] / medians["prefshift"]
-    print(f"speedup_vs_hf_n16={speedups[('n16', default_precision)]:.2f}")
-    print(f"speedup_vs_hf={speedups[('batch64', default_precision)]:.2f}")
+            compile_s = f"compile_warmup_s={warmup['prefshift+compile']:.1f}"
+            print(f"case={case} precision={precision} {rates} {ratios} {compile_s}", flush=True)
+            for name in samplers:
+                speedups[(name, case, precision)] = medians["hf"] / medians[name]
+    eager, compiled = "prefshift", "prefshift+compile"
+    print(f"speedup_vs_hf_eager_n16={speedups[(eager, 'n16', default_precision)]:.2f}")
+    print(f"speedup_vs_hf_eager={speedups[(eager, 'batch64', default_precision)]:.2f}")
+    print(f"speedup_vs_hf_n16={speedups[(compiled, 'n16', default_precision)]:.2f}")
+    print(f"speedup_vs_hf={speedups[(compiled, 'batch64', default_precision)]:.2f}")
 
 
 if __name__ == "__main__":
