@@ -10,7 +10,7 @@ Contenders, all with the same model, precision and sampling settings:
   ``execution.compile_sampling: true``, in online RL ``compile_sampling: true``), the engine as it
   runs in generation-bound work, where sampling repeats the same shapes for minutes. Its one-time
   compilation happens in the warm-up call, excluded from the medians and printed as
-  ``compile_warmup_s`` (the first call of the process: compilation plus one call).
+  ``compile_warmup_s`` (a case's first call: compilation of what its shapes need, plus the call).
 * ``prefshift``: the same engine in eager mode, the default of a study, which pays no compilation
   and is the faster choice for short runs (the quick study samples for about 30 s in all).
 * ``hf``: ``model.generate`` under the same precision.

@@ -75,11 +75,12 @@ _PREFILL_CHUNK_TOKENS = 2048 if _cpu_has("amx_bf16") else 1024
 _COMPACTION_COST_STEPS = 1.0
 
 # torch.compile (decode step + dynamic-shape prefill), measured at 2 threads, bf16, with
-# benchmarks/bench_generate.py --compile (contenders alternating): on the AMD EPYC (AVX512-BF16),
-# +22 % tokens/s for 64 prompts x 1 sample and +28 % for 8 x 16 (decode step 7.0 -> 6.2 ms); on an
-# Intel Xeon with AMX, with grouped bf16 projections (see _GroupedLinear) and guards skipped on
-# repeated steps, +75 % and +70 % (2.68x and 3.87x HF generate, against 1.53x and 2.27x eager).
-# The cost: a process's first call compiles for ~25 s on a cold inductor cache (~11 s warm) and a
+# benchmarks/bench_generate.py (contenders alternating): on the AMD EPYC (AVX512-BF16), +22 %
+# tokens/s for 64 prompts x 1 sample and +28 % for 8 x 16 (decode step 7.0 -> 6.2 ms); on an Intel
+# Xeon with AMX, with grouped bf16 projections (see _GroupedLinear), guards skipped on repeated
+# steps and the C++ wrapper, +73 % and +45 % (2.81x and 3.54x HF generate, against 1.62x and 2.44x
+# eager; a run half an hour earlier gave 3.09x against 1.65x at batch 64).
+# The cost: a process's first call compiles for ~25 s on a cold inductor cache (~11-20 s warm) and a
 # new decode batch size adds ~7 s (~2 s warm); the graph then serves every model of the same
 # architecture. The quick study samples ~30 s in all, less than the compile would cost, so compile
 # stays off by default; long runs (online RL, large evaluations, big grids) turn it on with
@@ -347,8 +348,8 @@ def _group_weights(
 def _stacked(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
     """``torch.cat(tensors).to(dtype)`` in one pass: each tensor is cast straight into its rows.
 
-    ``cat`` then ``to`` would copy the fp32 weights twice (once whole, once cast); on the benchmark
-    model the 18 groups' weights are re-made on every call.
+    ``cat`` then ``to`` would copy the fp32 weights twice (once whole, once cast), and every
+    group's weights are re-made on every call.
     """
     out = tensors[0].new_empty((sum(t.shape[0] for t in tensors), *tensors[0].shape[1:]), dtype=dtype)
     start = 0
@@ -516,6 +517,8 @@ class _MergeDuplicates(CustomGraphPass):
         return get_hash_for_files((__file__,))
 
 
+# The C++ wrapper calls a graph's kernels from C++ instead of ~60 Python statements per decode
+# step: compiled call -11 % together with the cache and weight-cast changes of the same commit.
 _COMPILE_OPTIONS = {"post_grad_custom_pre_pass": _MergeDuplicates(), "cpp_wrapper": True}
 
 
@@ -574,13 +577,14 @@ class _CastingStaticLayer(StaticLayer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``StaticLayer.update`` (write at ``cumulative_length``, advance it), casting on the way.
 
-        Eager, the states are copied into a slice of the cache, which casts them in the same
-        pass: ``StaticLayer``'s ``index_copy_`` with a separate cast measured 4x slower for a
+        Eager on CPU, the states are copied into a slice of the cache, which casts them in the
+        same pass: ``StaticLayer``'s ``index_copy_`` with a separate cast measured 4x slower for a
         decode step's token and 4x for a prefill chunk (2 threads, benchmark model). Compiled,
         the slice start would be a data-dependent int, so the traced path stays ``StaticLayer``'s,
-        which inductor turns into an in-place write anyway.
+        which inductor turns into an in-place write anyway; on a GPU, reading the start would
+        synchronise the device on every layer.
         """
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or self.keys.device.type != "cpu":
             return super().update(
                 key_states.to(self.keys.dtype), value_states.to(self.values.dtype), *args, **kwargs
             )
@@ -752,7 +756,7 @@ class TransformersSampler:
         queries and a bf16 cache. Where that covers every module autocast would cast (all
         linears were switched), autocast has nothing left to do and stays off, and the call runs
         under ``inference_mode``, which costs less per op than ``no_grad``: bit-identical samples
-        and log-probs, eager 64 x 32-token call -9 % (2 threads, benchmark model). The same
+        and log-probs, 64 x 32-token call -4 % eager, -8 % compiled (2 threads, benchmark model). The same
         holds without autocast at all (fp32, or weights already in bf16). Otherwise (a GPU, a
         linear that cannot be switched) autocast runs under ``no_grad``: autocast caches its
         weight casts only for tensors that require grad, which ``inference_mode`` hides (29
