@@ -320,7 +320,9 @@ class _SubclassedLinear(torch.nn.Linear):
 
 @pytest.mark.skipif(not engine._PREPACK_AVAILABLE, reason="needs oneDNN")
 @pytest.mark.parametrize("switchable", [True, False])
-def test_autocast_is_left_off_only_when_every_linear_is_switched(switchable: bool) -> None:
+def test_autocast_is_left_off_only_when_every_linear_is_switched(
+    monkeypatch: pytest.MonkeyPatch, switchable: bool
+) -> None:
     """bf16 on CPU: with every linear on the call's bf16 weights autocast has nothing to cast and
     the call runs without it, under inference_mode; one linear the engine cannot switch keeps
     autocast on (under no_grad), or that linear would silently run in fp32. Either way the
@@ -339,16 +341,10 @@ def test_autocast_is_left_off_only_when_every_linear_is_switched(switchable: boo
     out = TransformersSampler(model, precision="bf16").generate(PROMPTS, params)
     hook.remove()
     assert set(seen) == ({(False, True)} if switchable else {(True, False)})
-    reference = _plain_autocast_samples(model, params)
+    monkeypatch.setattr(engine, "_PREPACK_AVAILABLE", False)  # plain autocast: every linear under it
+    reference = TransformersSampler(model, precision="bf16").generate(PROMPTS, params)
     assert out.token_ids() == reference.token_ids()
     assert [s.logprobs for s in out] == [s.logprobs for s in reference]
-
-
-def _plain_autocast_samples(model: LlamaForCausalLM, params: SamplingParams) -> Samples:
-    """The engine's samples with no prepacked weights: every linear runs under bf16 autocast."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine, "_PREPACK_AVAILABLE", False)
-        return TransformersSampler(model, precision="bf16").generate(PROMPTS, params)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
