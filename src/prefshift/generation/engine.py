@@ -75,15 +75,14 @@ _PREFILL_CHUNK_TOKENS = 2048 if _cpu_has("amx_bf16") else 1024
 _COMPACTION_COST_STEPS = 1.0
 
 # torch.compile (decode step + dynamic-shape prefill), measured at 2 threads, bf16, with
-# benchmarks/bench_generate.py (contenders alternating): on the AMD EPYC (AVX512-BF16), +22 %
-# tokens/s for 64 prompts x 1 sample and +28 % for 8 x 16 (decode step 7.0 -> 6.2 ms); on an Intel
-# Xeon with AMX, with grouped bf16 projections (see _GroupedLinear), guards skipped on repeated
-# steps and the C++ wrapper, +73 % and +45 % (2.81x and 3.54x HF generate, against 1.62x and 2.44x
-# eager; a run half an hour earlier gave 3.09x against 1.65x at batch 64).
-# The cost: a process's first call compiles for ~25 s on a cold inductor cache (~11-20 s warm) and a
-# new decode batch size adds ~7 s (~2 s warm); the graph then serves every model of the same
-# architecture. The quick study samples ~30 s in all, less than the compile would cost, so compile
-# stays off by default; long runs (online RL, large evaluations, big grids) turn it on with
+# benchmarks/bench_generate.py (contenders alternating): on the AMD EPYC (AVX512-BF16), with the
+# decode attention as inductor code over a realized query (see _realized), +48 % tokens/s for
+# 64 prompts x 1 sample and +79 % for 8 x 16 (3.29x and 5.44x HF generate, against 2.23x and 3.04x
+# eager); on an Intel Xeon with AMX, before that change, +73 % and +45 % (2.81x and 3.54x).
+# The cost: a process's first call compiles for 10-30 s (inductor cache warm or cold) and a new
+# decode batch size adds 2-13 s; the graph then serves every model of the same architecture.
+# The quick study samples ~30 s in all, less than the compile would cost, so compile stays off by
+# default; long runs (online RL, large evaluations, big grids) turn it on with
 # ``execution.compile_sampling`` / the online ``compile_sampling``.
 # There is no automatic switch after N decode steps: compiled and eager bf16 round differently, so
 # the same seed would give different samples depending on what the sampler did before (a resumed
@@ -184,7 +183,9 @@ def _realized(tensor: torch.Tensor) -> torch.Tensor:
 #   bf16, 8x the matmul-softmax-matmul of ``_decode_attention``;
 # - Intel Xeon with AMX: the flash kernel 153 us against 337 us in bf16 (284 vs 304 us in fp32),
 #   2.2x faster, which took the decode step from 5.9 to 5.2 ms.
-# So SDPA decodes on CPUs with AMX (and on GPUs); the matmul version everywhere else.
+# So SDPA decodes on CPUs with AMX (and on GPUs); the matmul version everywhere else. These are
+# eager figures. Compiled, the matmul version becomes inductor code (see ``_realized``): 175 us in
+# the decode graph on the AMD EPYC, not yet measured against the flash kernel on an AMX CPU.
 _SDPA_DECODE_ON_CPU = _cpu_has("amx_bf16")
 
 
