@@ -153,12 +153,13 @@ def main() -> None:
     )
     generator = torch.Generator().manual_seed(1)
     speedups: dict[tuple[str, str, str], float] = {}
+    eager, compiled = "prefshift", "prefshift+compile"
     print(f"threads={torch.get_num_threads()} default_precision={default_precision} reps={reps}")
     for precision in precisions:
         tuned = tuned_copy(model, precision)
         samplers = {
-            "prefshift": TransformersSampler(model, precision=precision, compile=False),
-            "prefshift+compile": TransformersSampler(model, precision=precision, compile=True),
+            eager: TransformersSampler(model, precision=precision, compile=False),
+            compiled: TransformersSampler(model, precision=precision, compile=True),
         }
         for case, (num_prompts, n) in CASES.items():
             prompts = torch.randint(
@@ -173,13 +174,11 @@ def main() -> None:
             ratios = " ".join(
                 f"ratio_{name}={medians['hf'] / t:.2f}" for name, t in medians.items() if name != "hf"
             )
-            compiled = "prefshift+compile"
             warmups = f"compile_warmup_s={warmup[compiled]:.1f} hf_tuned_warmup_s={warmup['hf_tuned']:.1f}"
             print(f"case={case} precision={precision} {rates} {ratios} {warmups}", flush=True)
             for name in samplers:
                 speedups[(name, case, precision)] = medians["hf"] / medians[name]
             speedups[("tuned", case, precision)] = medians["hf_tuned"] / medians[compiled]
-    eager = "prefshift"
     print(f"speedup_vs_hf_tuned_n16={speedups[('tuned', 'n16', default_precision)]:.2f}")
     print(f"speedup_vs_hf_tuned={speedups[('tuned', 'batch64', default_precision)]:.2f}")
     print(f"speedup_vs_hf_eager_n16={speedups[(eager, 'n16', default_precision)]:.2f}")
