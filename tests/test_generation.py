@@ -355,7 +355,7 @@ def test_sdpa_and_matmul_decode_attention_agree(monkeypatch: pytest.MonkeyPatch,
     model = tiny_model()
     out = {}
     for sdpa in (True, False):
-        monkeypatch.setattr(engine, "_SDPA_DECODE_ON_CPU", sdpa)
+        monkeypatch.setattr(engine, "_SDPA_ON_CPU", sdpa)
         out[sdpa] = TransformersSampler(model, precision=precision).generate(PROMPTS, params)
     tolerance = 1e-5 if precision == "fp32" else 0.1
     if precision == "fp32":
@@ -365,6 +365,27 @@ def test_sdpa_and_matmul_decode_attention_agree(monkeypatch: pytest.MonkeyPatch,
             assert a.logprobs == pytest.approx(b.logprobs, abs=tolerance)
     same = sum(a.token_ids == b.token_ids for a, b in zip(out[True], out[False], strict=True))
     assert same >= len(PROMPTS)  # bf16 rounding may flip a late draw, not most of them
+
+
+@pytest.mark.parametrize("q_len", [1, 5], ids=["decode", "prefill"])
+def test_matmul_attention_matches_sdpa(q_len: int) -> None:
+    """The matmul kernel against PyTorch's SDPA on grouped-query heads with a causal, left-padded
+    additive mask (the engine's prefill and decode masks): the same output to 1e-5 in fp32."""
+    torch.manual_seed(0)
+    rows, heads, kv_heads, keys, dim = 3, 6, 2, 7, 8
+    query = torch.randn(rows, heads, q_len, dim)
+    key, value = torch.randn(2, rows, kv_heads, keys, dim)
+    visible = torch.ones(q_len, keys, dtype=torch.bool).tril(keys - q_len)[None].repeat(rows, 1, 1)
+    visible[1, :, :2] = False  # row 1 is left-padded by two positions
+    visible[1, :, -q_len:] |= torch.eye(q_len, dtype=torch.bool)  # padding queries see themselves
+    mask = torch.zeros(rows, 1, q_len, keys).masked_fill_(~visible[:, None], torch.finfo(torch.float32).min)
+    out = engine._matmul_attention(query, key, value, mask, 0.3)
+    groups = heads // kv_heads
+    expected = F.scaled_dot_product_attention(
+        query, key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1), attn_mask=mask, scale=0.3
+    ).transpose(1, 2)
+    assert out.shape == (rows, q_len, heads, dim)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.skipif(not engine._PREPACK_AVAILABLE, reason="needs oneDNN")
@@ -538,14 +559,14 @@ def test_compiled_engine_matches_eager_in_one_graph_per_phase(
     monkeypatch: pytest.MonkeyPatch, sdpa: bool
 ) -> None:
     calls = []
-    original = engine._decode_attention
+    original = engine._matmul_attention
 
     def counting(*args: torch.Tensor | float) -> torch.Tensor:
         calls.append(torch.compiler.is_compiling())
         return original(*args)
 
-    monkeypatch.setattr(engine, "_decode_attention", counting)
-    monkeypatch.setattr(engine, "_SDPA_DECODE_ON_CPU", sdpa)  # both CPU decode kernels, whatever the CPU
+    monkeypatch.setattr(engine, "_matmul_attention", counting)
+    monkeypatch.setattr(engine, "_SDPA_ON_CPU", sdpa)  # both CPU attention kernels, whatever the CPU
     params = SamplingParams(n=2, temperature=1.0, max_new_tokens=10, seed=3, return_logprobs=True)
     model = tiny_model()
     eager = TransformersSampler(model, precision="fp32", compile=False).generate(PROMPTS, params)

@@ -134,10 +134,11 @@ def _attention(
 ) -> tuple[torch.Tensor, None]:
     """Attention for the engine's additive 4-D masks (``AttentionInterface`` signature).
 
-    Prefill (several queries) goes to ``scaled_dot_product_attention``. A decode step (one query)
-    does too on GPUs and on CPUs where the flash kernel is fast (``_SDPA_DECODE_ON_CPU``); elsewhere
-    it is matmul-softmax-matmul with the query heads grouped per KV head, so grouped-query attention
-    needs no ``repeat_kv`` copy of the cache, and the slow CPU flash kernel is avoided.
+    Two kernels, chosen per CPU (see ``_SDPA_ON_CPU``): ``scaled_dot_product_attention`` (on GPUs,
+    on CPUs where its flash kernel is fast, and for eager prefills everywhere), or
+    matmul-softmax-matmul (``_matmul_attention``) for decode steps on other CPUs and, compiled, for
+    their prefills of prompts up to ``_MATMUL_PREFILL_MAX_KEYS`` tokens. The matmul version groups
+    the query heads per KV head, so grouped-query attention needs no ``repeat_kv`` copy of the cache.
     The whole static cache is read (its unfilled tail is masked): slicing it to the filled length
     makes the bf16 batched matmul copy the slice first, measured 5x slower. ``dropout`` is ignored
     (sampling runs in eval mode).
@@ -147,19 +148,23 @@ def _attention(
     # Under autocast the query leaves RoPE in fp32 while the cache holds bf16: compute in bf16,
     # as autocast would.
     query = query.to(key.dtype)
+    compiled = torch.compiler.is_compiling()
+    matmul = (
+        query.device.type == "cpu"
+        and not _SDPA_ON_CPU
+        and (q_len == 1 or (compiled and key.shape[-2] <= _MATMUL_PREFILL_MAX_KEYS))
+    )
+    if matmul:
+        return _matmul_attention(_realized(query) if compiled else query, key, value, attention_mask, scaling), None
     if q_len > 1:
         if groups > 1:
             key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
-        return out.transpose(1, 2), None
-    if query.device.type != "cpu" or _SDPA_DECODE_ON_CPU:
+    else:
         out = F.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask, scale=scaling, enable_gqa=groups > 1
         )
-        return out.transpose(1, 2), None
-    if torch.compiler.is_compiling():
-        query = _realized(query)
-    return _decode_attention(query, key, value, attention_mask, scaling), None
+    return out.transpose(1, 2), None
 
 
 def _realized(tensor: torch.Tensor) -> torch.Tensor:
@@ -177,28 +182,44 @@ def _realized(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.as_strided(tensor.size(), tensor.stride())
 
 
-# Which kernel runs single-query attention on CPU depends on the CPU, measured at 2 threads on the
-# benchmark model's decode shape (64 rows x 4 heads x 96 cached positions x 64, per layer):
-# - AMD EPYC with AVX512-BF16 and no AMX: PyTorch's CPU flash kernel (what SDPA picks) ~2 ms in
-#   bf16, 8x the matmul-softmax-matmul of ``_decode_attention``;
+# Which attention kernel runs on CPU depends on the CPU, measured at 2 threads, bf16, on the
+# benchmark model. A decode step (64 rows x 4 heads x 96 cached positions x 64, per layer):
+# - AMD EPYC with AVX512-BF16 and no AMX: PyTorch's CPU flash kernel (what SDPA picks) ~2 ms,
+#   8x the matmul-softmax-matmul of ``_matmul_attention`` (eager); compiled, the matmul version
+#   becomes inductor code (see ``_realized``): 175 us in the decode graph;
 # - Intel Xeon with AMX: the flash kernel 153 us against 337 us in bf16 (284 vs 304 us in fp32),
-#   2.2x faster, which took the decode step from 5.9 to 5.2 ms.
-# So SDPA decodes on CPUs with AMX (and on GPUs); the matmul version everywhere else. These are
-# eager figures. Compiled, the matmul version becomes inductor code (see ``_realized``): 175 us in
-# the decode graph on the AMD EPYC, not yet measured against the flash kernel on an AMX CPU.
-_SDPA_DECODE_ON_CPU = _cpu_has("amx_bf16")
+#   2.2x faster eager, which took the decode step from 5.9 to 5.2 ms; the compiled matmul version
+#   over a realized query is not yet measured there.
+# A prefill chunk (16 prompts x 64 tokens) on the AMD EPYC: flash 850 us per layer, the matmul
+# version 1.5 ms eager (aten's bf16 bmm of 64 x 64 matrices is slow there) but 451 us compiled,
+# where it took the prefill's attention from 9.4 to 5.2 ms of a 64 x 32-token call (-2 to -9 % in
+# in-process A/B runs of the whole call on a noisy host). Its scores are materialised
+# (chunk tokens x heads x keys x 4 bytes), hence the cap on prompt length.
+# So SDPA runs everything on CPUs with AMX (and on GPUs); elsewhere the matmul version decodes,
+# and prefills when compiled.
+_SDPA_ON_CPU = _cpu_has("amx_bf16")
+_MATMUL_PREFILL_MAX_KEYS = 256
 
 
-def _decode_attention(
+def _matmul_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor, scaling: float
 ) -> torch.Tensor:
-    """One query per row against the whole cache, query heads grouped per KV head."""
-    batch, heads, _, head_dim = query.shape
+    """``softmax(q kᵀ · scaling + mask) v`` with the query heads grouped per KV head.
+
+    ``query`` ``(rows, heads, q_len, head_dim)``, ``key``/``value`` ``(rows, kv_heads, keys,
+    head_dim)``, ``attention_mask`` additive ``(rows, 1, q_len, keys)``; returns ``(rows, q_len,
+    heads, head_dim)``. The probabilities are cast to the values' dtype before the second product,
+    as SDPA's math kernel does.
+    """
+    rows, heads, q_len, head_dim = query.shape
     kv_heads = key.shape[1]
-    scores = torch.matmul(query.reshape(batch, kv_heads, heads // kv_heads, head_dim), key.transpose(-1, -2))
-    scores = scores * scaling + attention_mask
+    groups = heads // kv_heads
+    grouped = query.reshape(rows, kv_heads, groups * q_len, head_dim)
+    scores = torch.matmul(grouped, key.transpose(-1, -2)).view(rows, kv_heads, groups, q_len, -1)
+    scores = scores * scaling + attention_mask[:, :, None]
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
-    return torch.matmul(probs, value).reshape(batch, 1, heads, head_dim)
+    out = torch.matmul(probs.view(rows, kv_heads, groups * q_len, -1), value)
+    return out.view(rows, heads, q_len, head_dim).transpose(1, 2)
 
 
 _ATTENTION_NAME = "prefshift_engine"
