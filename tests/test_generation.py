@@ -554,7 +554,7 @@ def test_compiled_bf16_engine_samples_updated_weights() -> None:
 
 
 @pytest.mark.slow  # ~30 s of inductor compilation on a cold cache
-@pytest.mark.parametrize("sdpa", [False, True], ids=["matmul-decode", "sdpa-decode"])
+@pytest.mark.parametrize("sdpa", [False, True], ids=["matmul-attention", "sdpa-attention"])
 def test_compiled_engine_matches_eager_in_one_graph_per_phase(
     monkeypatch: pytest.MonkeyPatch, sdpa: bool
 ) -> None:
@@ -578,7 +578,7 @@ def test_compiled_engine_matches_eager_in_one_graph_per_phase(
     for a, b in zip(compiled, eager, strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
     if sdpa:
-        assert not calls  # SDPA decodes, in both modes
+        assert not calls  # SDPA runs every attention, in both modes
     else:
         # the attention was traced into the graph (inductor code), never run eagerly in a compiled step
         assert len(calls) > eager_calls and all(calls[eager_calls:])

@@ -879,8 +879,8 @@ class TransformersSampler:
 
         Each phase compiles as one whole graph (``fullgraph=True``): a graph break splits a step
         into many small graphs, each with its own guards and cache lookup (one stray break gave a
-        64 x 32-token call 1,638 cache lookups and made it slower compiled than eager), so a break fails the compilation
-        and the sampler falls back to eager with a warning instead.
+        64 x 32-token call 1,638 cache lookups and made it slower compiled than eager), so a break
+        fails the compilation and the sampler falls back to eager with a warning instead.
         """
         fn = self._prefill_forward if phase == "prefill" else self._decode_step
         cache: StaticCache = args[3]  # both take (input_ids, mask, positions, cache, ...)
